@@ -1,0 +1,103 @@
+# elbod build. `make help` lists the targets.
+#
+# Release objects go to build/, the sanitizer build (ASan + UBSan) to build/san/.
+# `make SANITIZER=address,undefined <target>` builds any target with the sanitizers.
+
+SHELL := /bin/sh
+CC ?= cc
+PKGS := openblas jansson libmicrohttpd sqlite3 libcurl
+SANITIZER ?=
+
+ifeq ($(SANITIZER),)
+BUILD := build
+OPT := -O2 -g
+else
+BUILD := build/san
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SANITIZER) -fno-sanitize-recover=all
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+# -fno-trapping-math lets the elementwise loops (selects on float compares) vectorise; elbod never
+# reads floating-point exception flags. -fopenmp-simd honours `#pragma omp simd` without OpenMP.
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(WARN) \
+	-fno-trapping-math -fopenmp-simd -pthread -I. $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(LDLIBS)
+
+CORE_SRCS := $(wildcard core/*.c)
+TEST_SRCS := $(wildcard tests/check_*.c) tests/testutil.c
+ALL_C := $(CORE_SRCS) $(wildcard api/*.c server/*.c clients/c/*.c tests/*.c bench/*.c)
+ALL_H := $(wildcard core/*.h api/*.h server/*.h clients/c/*.h tests/*.h bench/*.h)
+
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+CORE_LIB := $(BUILD)/libelbocore.a
+CHECK_BIN := $(BUILD)/tests/check_elbo
+
+.PHONY: all deps deps-bench test test-unit test-san check-format format check-layering \
+	run bench-train clean help
+
+all: $(CORE_LIB) $(CHECK_BIN)
+
+help:
+	@echo "make deps        install missing Debian packages (a no-op when all are present)"
+	@echo "make             build the core library and the test runner into build/"
+	@echo "make test        deps, format and layering checks, tests, then the ASan+UBSan tests"
+	@echo "make test-unit   only the release test run (CK_RUN_SUITE=name picks one suite)"
+	@echo "make format      apply .clang-format to every C file"
+	@echo "make clean       remove build/"
+
+deps:
+	@sh scripts/deps.sh test
+
+deps-bench:
+	@sh scripts/deps.sh bench
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(CHECK_BIN): $(TEST_OBJS) $(CORE_LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $(TEST_OBJS) $(CORE_LIB) $(CHECK_LIBS) $(LDLIBS_ALL)
+
+# The test command of the README: install, check, build, run release and sanitizer builds.
+test: deps
+	@$(MAKE) --no-print-directory check-format check-layering
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-san
+
+test-unit: $(CHECK_BIN)
+	$(CHECK_BIN)
+
+# CK_FORK=no runs every test in one process so that LeakSanitizer sees the whole run.
+test-san:
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined build/san/tests/check_elbo
+	CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/san/tests/check_elbo
+
+check-format:
+	@clang-format --dry-run --Werror $(ALL_C) $(ALL_H) && echo "format: ok"
+
+format:
+	clang-format -i $(ALL_C) $(ALL_H)
+
+# core/ is the math: no HTTP, JSON, SQL or socket headers. api/ never touches sockets.
+check-layering:
+	@bad=$$(grep -nE '#include *[<"](microhttpd|jansson|curl/|sqlite3|sys/socket|netinet/|arpa/)' core/*.c core/*.h 2>/dev/null); \
+	if [ -n "$$bad" ]; then echo "layering: core/ includes a forbidden header:"; echo "$$bad"; exit 1; fi; \
+	bad=$$(grep -nE '#include *[<"](microhttpd|sqlite3|sys/socket|netinet/|arpa/)' api/*.c api/*.h 2>/dev/null); \
+	if [ -n "$$bad" ]; then echo "layering: api/ touches sockets or the store:"; echo "$$bad"; exit 1; fi; \
+	echo "layering: ok"
+
+clean:
+	rm -rf build
+
+-include $(CORE_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
