@@ -42,5 +42,6 @@ Suite *layers_suite(void);
 Suite *dist_suite(void);
 Suite *adam_suite(void);
 Suite *params_suite(void);
+Suite *elbo_suite(void);
 
 #endif
