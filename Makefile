@@ -39,7 +39,7 @@ CORE_LIB := $(BUILD)/libelbocore.a
 CHECK_BIN := $(BUILD)/tests/check_elbo
 
 .PHONY: all deps deps-bench test test-unit test-san check-format format check-layering \
-	run bench-train clean help
+	run clean help
 
 all: $(CORE_LIB) $(CHECK_BIN)
 
@@ -99,5 +99,8 @@ check-layering:
 
 clean:
 	rm -rf build
+
+# Benchmarks (bench/*.mk): make bench-train, bench-plan, ...
+-include bench/*.mk
 
 -include $(CORE_OBJS:.o=.d) $(TEST_OBJS:.o=.d)

@@ -43,5 +43,7 @@ Suite *dist_suite(void);
 Suite *adam_suite(void);
 Suite *params_suite(void);
 Suite *elbo_suite(void);
+Suite *replay_suite(void);
+Suite *agent_suite(void);
 
 #endif
