@@ -42,12 +42,18 @@ void act_forward(act_kind k, float *out, const float *in, size_t n)
         vm_silu(out, in, n);
         break;
     case ACT_ELU:
-        /* exp of min(x, 0) keeps the positive side from overflowing. */
-        for (size_t i = 0; i < n; i++)
-            out[i] = in[i] < 0.0f ? in[i] : 0.0f;
-        vm_exp(out, out, n);
-        for (size_t i = 0; i < n; i++)
-            out[i] = in[i] > 0.0f ? in[i] : out[i] - 1.0f;
+        /* exp of min(x, 0) keeps the positive side from overflowing. It goes through a local
+         * buffer, not `out`, so that in place (out == in) still sees the input. */
+        for (size_t i = 0; i < n;) {
+            float e[256];
+            size_t m = n - i < 256 ? n - i : 256;
+            for (size_t j = 0; j < m; j++)
+                e[j] = in[i + j] < 0.0f ? in[i + j] : 0.0f;
+            vm_exp(e, e, m);
+            for (size_t j = 0; j < m; j++)
+                out[i + j] = in[i + j] > 0.0f ? in[i + j] : e[j] - 1.0f;
+            i += m;
+        }
         break;
     }
 }
