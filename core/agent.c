@@ -169,6 +169,9 @@ int agent_train_step(agent_t *a, agent_train_stats *stats)
     norm = a->norm;
     pthread_mutex_unlock(&a->norm_lock);
     elbo_sample_noise(a->ws, &a->rng);
+    /* A cached Box-Muller normal is not part of a checkpoint: drop it so that a restored agent
+     * continues with exactly the same numbers. */
+    a->rng.has_spare = 0;
     double t1 = now_ms();
     size_t n = a->model.n_params;
     tensor_zero(a->grads, n);

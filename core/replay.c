@@ -1,6 +1,7 @@
 /* replay: episodes of steps with oldest-first eviction and sequence sampling (see replay.h). */
 #include "replay.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,8 +78,12 @@ static int episode_reserve(replay_t *r, replay_episode *e, int need)
 replay_t *replay_new(int obs_dim, int act_dim, const float *act_low, const float *act_high,
                      long capacity)
 {
-    if (obs_dim < 1 || act_dim < 1 || act_dim > 32 || capacity < 2)
+    if (obs_dim < 1 || act_dim < 1 || act_dim > 32 || capacity < 2 || !act_low || !act_high)
         return NULL;
+    /* An empty or non-finite box would make every scaled action NaN or infinite. */
+    for (int i = 0; i < act_dim; i++)
+        if (!isfinite(act_low[i]) || !isfinite(act_high[i]) || !(act_high[i] > act_low[i]))
+            return NULL;
     replay_t *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -191,12 +196,38 @@ static void put_step(replay_t *r, replay_episode *e, const float *x, float rewar
     r->appended_steps++;
 }
 
+static int all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
+/* A planner distribution needs finite means and positive finite stds. */
+static int dist_ok(const float *dist, int da)
+{
+    if (!all_finite(dist, 2 * (size_t)da))
+        return 0;
+    for (int j = 0; j < da; j++)
+        if (!(dist[da + j] > 0.0f))
+            return 0;
+    return 1;
+}
+
 int replay_add_episode(replay_t *r, uint64_t id, int T, const float *obs, const float *actions,
                        const float *rewards, const float *dist, int done)
 {
     if (T < 0 || !obs || (T > 0 && (!actions || !rewards)))
         return REPLAY_EINVAL;
     size_t dx = (size_t)r->obs_dim, da = (size_t)r->act_dim;
+    /* Non-finite data would poison the normaliser and every later training step. */
+    if (!all_finite(obs, dx * (size_t)(T + 1)) || !all_finite(actions, da * (size_t)T) ||
+        !all_finite(rewards, (size_t)T))
+        return REPLAY_EINVAL;
+    for (int k = 0; dist && k < T; k++)
+        if (!dist_ok(dist + 2 * da * k, (int)da))
+            return REPLAY_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = REPLAY_ENOMEM;
     replay_episode *e = episode_new(r, id);
@@ -230,7 +261,9 @@ static replay_episode *find_open(replay_t *r, uint64_t id)
 int replay_add_step(replay_t *r, uint64_t id, int first, const float *x, float reward,
                     const float *action, const float *dist, int terminal)
 {
-    if (!x)
+    if (!x || !all_finite(x, (size_t)r->obs_dim) || (!first && !isfinite(reward)) ||
+        (action && !all_finite(action, (size_t)r->act_dim)) ||
+        (action && dist && !dist_ok(dist, r->act_dim)))
         return REPLAY_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = REPLAY_ENOMEM;
@@ -269,6 +302,8 @@ void replay_close_episode(replay_t *r, uint64_t id)
 
 replay_batch *replay_batch_new(int B, int L, int dx, int da)
 {
+    if (B < 1 || L < 1 || dx < 1 || da < 1)
+        return NULL;
     replay_batch *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
@@ -369,6 +404,9 @@ static void copy_sequence(const replay_t *r, replay_batch *b, int bi, const repl
 
 int replay_sample(replay_t *r, replay_batch *b, rng_t *rng)
 {
+    /* The copies below write b->dx and b->da floats per row from rows of the replay's widths. */
+    if (b->dx != r->obs_dim || b->da != r->act_dim)
+        return REPLAY_EINVAL;
     pthread_mutex_lock(&r->lock);
     long usable = 0;
     for (int i = 0; i < r->n_eps; i++)

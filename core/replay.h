@@ -62,7 +62,10 @@ void replay_free(replay_t *r);
 #define REPLAY_ENOEP  (-3)
 const char *replay_strerror(int code);
 
-/* Appends a whole Gym-style episode: obs (T+1, dx), actions (T, da) raw, rewards (T), done, and
+/* Non-finite numbers (and planner stds <= 0) are refused with REPLAY_EINVAL: they would poison
+ * the normaliser and every later training step.
+ *
+ * Appends a whole Gym-style episode: obs (T+1, dx), actions (T, da) raw, rewards (T), done, and
  * optionally the planner distribution of each action, dist (T, 2 da) or NULL. `id` names the
  * episode (any value unique among open episodes). Returns 0 or a negative code. */
 int replay_add_episode(replay_t *r, uint64_t id, int T, const float *obs, const float *actions,
@@ -83,7 +86,7 @@ void replay_batch_free(replay_batch *b);
 
 /* Samples b->B sequences of up to b->L steps, uniformly over steps, copying them into b (padding
  * short episodes with mask 0). Returns 0, or REPLAY_EINVAL when the replay holds fewer than 2
- * steps in any episode. */
+ * steps in any episode, or when the batch's dimensions differ from the replay's. */
 int replay_sample(replay_t *r, replay_batch *b, rng_t *rng);
 
 /* Counts, read under the lock. */

@@ -46,6 +46,7 @@ static inline float exp_kernel(float x)
 {
     const float hi = 88.72283935546875f, lo = -87.33654022216797f;
     float xc = x > hi ? hi : (x < lo ? lo : x);
+    xc = xc == xc ? xc : 0.0f; /* NaN: computed on 0, replaced by NaN at the end */
     float n = round_nearest(xc * 1.44269504088896341f);
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
