@@ -29,23 +29,35 @@ CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(WARN)
 LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(LDLIBS)
 
 CORE_SRCS := $(wildcard core/*.c)
+API_SRCS := $(wildcard api/*.c)
+SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 TEST_SRCS := $(wildcard tests/check_*.c) tests/testutil.c
 ALL_C := $(CORE_SRCS) $(wildcard api/*.c server/*.c clients/c/*.c tests/*.c bench/*.c)
 ALL_H := $(wildcard core/*.h api/*.h server/*.h clients/c/*.h tests/*.h bench/*.h)
 
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+API_OBJS := $(API_SRCS:%.c=$(BUILD)/%.o)
+SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 CORE_LIB := $(BUILD)/libelbocore.a
+# server and api depend on each other through api/service.h: one archive, linked as a group.
+SERVER_LIB := $(BUILD)/libelboserver.a
 CHECK_BIN := $(BUILD)/tests/check_elbo
 
-.PHONY: all deps deps-bench test test-unit test-san check-format format check-layering \
+.PHONY: all deps deps-build deps-bench test test-unit test-san check-format format check-layering \
 	run clean help
 
-all: $(CORE_LIB) $(CHECK_BIN)
+ELBOD_BIN := $(BUILD)/elbod
+
+all: $(ELBOD_BIN) $(CHECK_BIN)
+
+$(ELBOD_BIN): $(BUILD)/server/main.o $(SERVER_LIB) $(CORE_LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $(BUILD)/server/main.o $(SERVER_LIB) $(CORE_LIB) $(LDLIBS_ALL)
 
 help:
 	@echo "make deps        install missing Debian packages (a no-op when all are present)"
-	@echo "make             build the core library and the test runner into build/"
+	@echo "make run         deps, build, and start elbod on 127.0.0.1:8080 (RUN_ARGS=... adds flags)"
+	@echo "make             build build/elbod and the test runner"
 	@echo "make test        deps, format and layering checks, tests, then the ASan+UBSan tests"
 	@echo "make test-unit   only the release test run (CK_RUN_SUITE=name picks one suite)"
 	@echo "make format      apply .clang-format to every C file"
@@ -53,6 +65,24 @@ help:
 
 deps:
 	@sh scripts/deps.sh test
+
+deps-build:
+	@sh scripts/deps.sh build
+
+# `make run`: install what is missing, build, and start elbod on 127.0.0.1:8080 with ./elbod-data.
+# RUN_ARGS adds flags, e.g. make run RUN_ARGS="--port 9000 --log-level debug".
+RUN_ARGS ?=
+run: deps-build
+	@$(MAKE) --no-print-directory $(ELBOD_BIN)
+	@echo ""
+	@echo "elbod: starting on http://127.0.0.1:8080 (data in ./elbod-data; Ctrl-C stops it cleanly)"
+	@echo "Try, from another terminal:"
+	@echo "  curl -s -X POST http://127.0.0.1:8080/v1/agents -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"name\":\"pendulum\",\"observation_dim\":3,\"action_dim\":1,\"action_low\":[-2],\"action_high\":[2]}'"
+	@echo "  curl -s -X POST http://127.0.0.1:8080/v1/agents/pendulum/act -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"observation\":[1,0,0]}'"
+	@echo ""
+	exec $(ELBOD_BIN) $(RUN_ARGS)
 
 deps-bench:
 	@sh scripts/deps.sh bench
@@ -65,8 +95,13 @@ $(CORE_LIB): $(CORE_OBJS)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(CHECK_BIN): $(TEST_OBJS) $(CORE_LIB)
-	$(CC) $(CFLAGS_ALL) -o $@ $(TEST_OBJS) $(CORE_LIB) $(CHECK_LIBS) $(LDLIBS_ALL)
+$(SERVER_LIB): $(API_OBJS) $(SERVER_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(CHECK_BIN): $(TEST_OBJS) $(SERVER_LIB) $(CORE_LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $(TEST_OBJS) $(SERVER_LIB) $(CORE_LIB) $(CHECK_LIBS) $(LDLIBS_ALL)
 
 # The test command of the README: install, check, build, run release and sanitizer builds.
 test: deps
@@ -103,4 +138,4 @@ clean:
 # Benchmarks (bench/*.mk): make bench-train, bench-plan, ...
 -include bench/*.mk
 
--include $(CORE_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+-include $(BUILD)/server/main.d $(CORE_OBJS:.o=.d) $(API_OBJS:.o=.d) $(SERVER_OBJS:.o=.d) $(TEST_OBJS:.o=.d)

@@ -57,6 +57,11 @@ struct elbo_ws {
     float *os_prior_cache, *os_prior_raw, *os_mu, *os_std, *os_z; /* per step */
     float *os_hz, *os_obs_cache, *os_obs, *os_rew_cache, *os_rew; /* heads over D * Ro rows */
     int *os_row; /* (D, Ro) main-pass row of the target, -1 when not valid */
+    /* Rollout rows that can still matter: a rollout that left its sequence (or its episode)
+     * stays out, so at step j only rows [0, os_n[j]) hold a live one (os_n never grows with j)
+     * and the rest are not computed. The decoder heads see the live rows packed, step j's at
+     * packed row os_off[j]; N = os_off[D] rows in all. */
+    int *os_n, *os_off;
 
     /* info gain */
     float *info_hz, *info_obs, *info_rew, *info_cache, *info_z; /* (K * Ri, ...) */
@@ -223,8 +228,10 @@ elbo_ws *elbo_ws_new(const model_t *m, int B, int L)
     w->block_floats = c.used;
     w->block = params_alloc(c.used);
     w->os_row = malloc(sizeof(int) * (size_t)w->D * (size_t)w->Ro);
+    w->os_n = malloc(sizeof(int) * (size_t)w->D);
+    w->os_off = malloc(sizeof(int) * ((size_t)w->D + 1));
     w->value_has = malloc((size_t)w->R);
-    if (!w->block || !w->os_row || !w->value_has) {
+    if (!w->block || !w->os_row || !w->os_n || !w->os_off || !w->value_has) {
         elbo_ws_free(w);
         return NULL;
     }
@@ -240,6 +247,8 @@ void elbo_ws_free(elbo_ws *ws)
         return;
     params_free(ws->block);
     free(ws->os_row);
+    free(ws->os_n);
+    free(ws->os_off);
     free(ws->value_has);
     free(ws);
 }
@@ -430,44 +439,58 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
                 }
             }
         }
-        size_t ec = mlp_cache_count(&m->embed, Ro), pc = mlp_cache_count(&m->prior, Ro);
+        /* Live rows per step (see os_n): a dead row adds nothing to the loss or the gradient. */
+        w->os_off[0] = 0;
         for (int j = 0; j < D; j++) {
+            int n = 0;
+            for (int ro = 0; ro < Ro; ro++)
+                if (w->os_row[(size_t)j * Ro + ro] >= 0)
+                    n = ro + 1;
+            w->os_n[j] = n;
+            w->os_off[j + 1] = w->os_off[j] + n;
+        }
+        size_t ec = mlp_cache_count(&m->embed, Ro), pc = mlp_cache_count(&m->prior, Ro);
+        for (int j = 0; j < D && w->os_n[j] > 0; j++) {
             size_t r0 = (size_t)j * Ro;
+            int n = w->os_n[j];
             const float *hprev = j == 0 ? w->os_h0 : w->os_h + (r0 - Ro) * dh;
             const float *zprev = j == 0 ? w->os_z0 : w->os_z + (r0 - Ro) * dz;
             float *in = w->os_in + r0 * (dz + da);
-            tensor_copy_cols(in, dz + da, zprev, dz, Ro, dz);
+            tensor_copy_cols(in, dz + da, zprev, dz, n, dz);
             mlp_forward(&m->embed, w->os_emb + r0 * H, w->os_emb_cache + (size_t)j * ec, in,
-                        params + m->off_embed, Ro);
+                        params + m->off_embed, n);
             gru_forward(w->os_h + r0 * dh, w->os_gru_cache + r0 * 4 * dh, w->gru_scratch,
-                        w->os_emb + r0 * H, hprev, params + m->off_gru, Ro, H, dh);
+                        w->os_emb + r0 * H, hprev, params + m->off_gru, n, H, dh);
             mlp_forward(&m->prior, w->os_prior_raw + r0 * 2 * dz,
                         w->os_prior_cache + (size_t)j * pc, w->os_h + r0 * dh,
-                        params + m->off_prior, Ro);
+                        params + m->off_prior, n);
             split_raw(w->os_mu + r0 * dz, w->os_std + r0 * dz, w->os_prior_raw + r0 * 2 * dz,
-                      (size_t)Ro, dz, k->min_std);
+                      (size_t)n, dz, k->min_std);
             gauss_sample(w->os_z + r0 * dz, w->os_mu + r0 * dz, w->os_std + r0 * dz,
-                         w->eps_os + r0 * dz, (size_t)Ro * dz);
+                         w->eps_os + r0 * dz, (size_t)n * dz);
+            concat2(w->os_hz + (size_t)w->os_off[j] * dhz, w->os_h + r0 * dh, dh, w->os_z + r0 * dz,
+                    dz, n);
         }
-        int Ros = D * Ro;
-        concat2(w->os_hz, w->os_h, dh, w->os_z, dz, Ros);
-        mlp_forward(&m->obs_head, w->os_obs, w->os_obs_cache, w->os_hz, params + m->off_obs, Ros);
-        mlp_forward(&m->rew_head, w->os_rew, w->os_rew_cache, w->os_hz, params + m->off_rew, Ros);
-        for (int i = 0; i < Ros; i++)
+        int N = w->os_off[D];
+        mlp_forward(&m->obs_head, w->os_obs, w->os_obs_cache, w->os_hz, params + m->off_obs, N);
+        mlp_forward(&m->rew_head, w->os_rew, w->os_rew_cache, w->os_hz, params + m->off_rew, N);
+        for (int i = 0; i < D * Ro; i++)
             n_os += w->os_row[i] >= 0;
-        tensor_zero(w->os_dobs, (size_t)Ros * dx);
-        tensor_zero(w->os_drew, (size_t)Ros);
+        tensor_zero(w->os_dobs, (size_t)N * dx);
+        tensor_zero(w->os_drew, (size_t)N);
         float g = n_os ? -k->overshoot / (float)n_os : 0.0f;
-        for (int i = 0; i < Ros; i++) {
-            int row = w->os_row[i];
-            if (row < 0)
-                continue;
-            os_ll += fixed_logpdf(w->xn + (size_t)row * dx, w->os_obs + (size_t)i * dx, k->obs_std,
-                                  (size_t)dx, w->os_dobs + (size_t)i * dx, g);
-            if (b->has_rew[row])
-                os_ll +=
-                    fixed_logpdf(w->rn + row, w->os_rew + i, k->reward_std, 1, w->os_drew + i, g);
-        }
+        for (int j = 0; j < D; j++)
+            for (int ro = 0; ro < w->os_n[j]; ro++) {
+                int row = w->os_row[(size_t)j * Ro + ro];
+                size_t i = (size_t)w->os_off[j] + ro; /* packed row */
+                if (row < 0)
+                    continue;
+                os_ll += fixed_logpdf(w->xn + (size_t)row * dx, w->os_obs + i * dx, k->obs_std,
+                                      (size_t)dx, w->os_dobs + i * dx, g);
+                if (b->has_rew[row])
+                    os_ll += fixed_logpdf(w->rn + row, w->os_rew + i, k->reward_std, 1,
+                                          w->os_drew + i, g);
+            }
     }
 
     /* Information gain (reported): log p(x, r | h, z_q) - log mean_k p(x, r | h, z_k ~ prior),
@@ -672,51 +695,61 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
 
     /* Overshooting rollouts, backwards, ending in the gradient of their start states. */
     if (use_os) {
-        int Ros = D * Ro;
-        tensor_zero(w->os_dhz, (size_t)Ros * dhz);
+        int N = w->os_off[D];
+        tensor_zero(w->os_dhz, (size_t)N * dhz);
         mlp_backward(&m->obs_head, w->os_dhz, grads + m->off_obs, w->os_dobs, w->os_hz, w->os_obs,
-                     params + m->off_obs, w->os_obs_cache, scr, Ros);
+                     params + m->off_obs, w->os_obs_cache, scr, N);
         mlp_backward(&m->rew_head, w->os_dhz, grads + m->off_rew, w->os_drew, w->os_hz, w->os_rew,
-                     params + m->off_rew, w->os_rew_cache, scr, Ros);
-        tensor_zero(w->os_dh, (size_t)Ros * dh);
-        tensor_zero(w->os_dz, (size_t)Ros * dz);
-        tensor_add_cols(w->os_dh, dh, w->os_dhz, dhz, Ros, dh);
-        tensor_add_cols(w->os_dz, dz, w->os_dhz + dh, dhz, Ros, dz);
+                     params + m->off_rew, w->os_rew_cache, scr, N);
         size_t ec = mlp_cache_count(&m->embed, Ro), pc = mlp_cache_count(&m->prior, Ro);
         float *dh0 = w->dh_prev; /* gradient of the start states, rows Ro */
+        for (int j = 0; j < D; j++) {
+            /* Unpack the heads' gradient into the step's rows (dead rows stay zero). */
+            size_t r0 = (size_t)j * Ro, p0 = (size_t)w->os_off[j];
+            int n = w->os_n[j];
+            tensor_zero(w->os_dh + r0 * dh, (size_t)Ro * dh);
+            tensor_zero(w->os_dz + r0 * dz, (size_t)Ro * dz);
+            tensor_add_cols(w->os_dh + r0 * dh, dh, w->os_dhz + p0 * dhz, dhz, n, dh);
+            tensor_add_cols(w->os_dz + r0 * dz, dz, w->os_dhz + p0 * dhz + dh, dhz, n, dz);
+        }
         for (int j = D - 1; j >= 0; j--) {
             size_t r0 = (size_t)j * Ro;
+            int n = w->os_n[j];
+            if (n == 0)
+                continue;
             float *dhj = w->os_dh + r0 * dh, *dzj = w->os_dz + r0 * dz;
             /* z = mu + std * eps through the prior. */
-            tensor_zero(w->os_dmu, (size_t)Ro * dz);
-            tensor_zero(w->os_dstd, (size_t)Ro * dz);
-            gauss_sample_backward(w->os_dmu, w->os_dstd, dzj, w->eps_os + r0 * dz, (size_t)Ro * dz);
+            tensor_zero(w->os_dmu, (size_t)n * dz);
+            tensor_zero(w->os_dstd, (size_t)n * dz);
+            gauss_sample_backward(w->os_dmu, w->os_dstd, dzj, w->eps_os + r0 * dz, (size_t)n * dz);
             join_raw_grad(w->os_dprior_raw, w->os_dmu, w->os_dstd, w->os_prior_raw + r0 * 2 * dz,
-                          (size_t)Ro, dz);
+                          (size_t)n, dz);
             mlp_backward(&m->prior, dhj, grads + m->off_prior, w->os_dprior_raw, w->os_h + r0 * dh,
                          w->os_prior_raw + r0 * 2 * dz, params + m->off_prior,
-                         w->os_prior_cache + (size_t)j * pc, scr, Ro);
-            /* GRU: into the embedding and the previous h. */
+                         w->os_prior_cache + (size_t)j * pc, scr, n);
+            /* GRU: into the embedding and the previous h (rows [0, n) of step j - 1 are live). */
             const float *hprev = j == 0 ? w->os_h0 : w->os_h + (r0 - Ro) * dh;
             float *dhprev = j == 0 ? dh0 : w->os_dh + (r0 - Ro) * dh;
             if (j == 0)
-                tensor_zero(dh0, (size_t)Ro * dh);
-            tensor_zero(w->demb, (size_t)Ro * H);
+                tensor_zero(dh0, (size_t)n * dh);
+            tensor_zero(w->demb, (size_t)n * H);
             gru_backward(w->demb, dhprev, grads + m->off_gru, dhj, w->os_emb + r0 * H, hprev,
-                         params + m->off_gru, w->os_gru_cache + r0 * 4 * dh, w->gru_scratch, Ro, H,
+                         params + m->off_gru, w->os_gru_cache + r0 * 4 * dh, w->gru_scratch, n, H,
                          dh);
-            tensor_zero(w->demb_in, (size_t)Ro * (dz + da));
+            tensor_zero(w->demb_in, (size_t)n * (dz + da));
             mlp_backward(&m->embed, w->demb_in, grads + m->off_embed, w->demb,
                          w->os_in + r0 * (dz + da), w->os_emb + r0 * H, params + m->off_embed,
-                         w->os_emb_cache + (size_t)j * ec, scr, Ro);
+                         w->os_emb_cache + (size_t)j * ec, scr, n);
             if (j > 0) {
-                tensor_add_cols(w->os_dz + (r0 - Ro) * dz, dz, w->demb_in, dz + da, Ro, dz);
+                tensor_add_cols(w->os_dz + (r0 - Ro) * dz, dz, w->demb_in, dz + da, n, dz);
             } else {
                 /* Start states are the main pass's (h, z) at t0: hand the gradient back. */
                 int stride = D / 2 > 0 ? D / 2 : 1;
                 for (int s = 0; s < w->n_starts; s++)
                     for (int bi = 0; bi < B; bi++) {
                         size_t ro = (size_t)s * B + bi, row0 = (size_t)s * stride * B + bi;
+                        if (ro >= (size_t)n)
+                            continue;
                         tensor_add(w->dh + row0 * dh, dh0 + ro * dh, (size_t)dh);
                         tensor_add(w->dz + row0 * dz, w->demb_in + ro * (dz + da), (size_t)dz);
                     }

@@ -1,6 +1,7 @@
 /* params: named views into one parameter block. */
 #include "params.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,9 @@ void params_layout_init(param_layout *l)
 size_t params_layout_add(param_layout *l, const char *name, size_t count)
 {
     if (l->n_groups >= PARAMS_MAX_GROUPS)
+        return (size_t)-1;
+    /* A group whose padded size does not fit in size_t would wrap the total. */
+    if (count > SIZE_MAX - 15 || ((count + 15) & ~(size_t)15) > SIZE_MAX - l->total)
         return (size_t)-1;
     param_group *g = &l->groups[l->n_groups++];
     size_t len = strlen(name);
@@ -35,6 +39,9 @@ const param_group *params_layout_find(const param_layout *l, const char *name)
 
 float *params_alloc(size_t n)
 {
+    /* n * sizeof(float) rounded up to 64 bytes must not wrap around to a tiny block. */
+    if (n > (SIZE_MAX - 63) / sizeof(float))
+        return NULL;
     size_t bytes = (n ? n : 1) * sizeof(float);
     bytes = (bytes + 63) & ~(size_t)63;
     float *p = aligned_alloc(64, bytes);

@@ -25,7 +25,8 @@ typedef struct param_layout {
 } param_layout;
 
 void params_layout_init(param_layout *l);
-/* Adds a group and returns its offset, or (size_t)-1 when the layout is full. */
+/* Adds a group and returns its offset, or (size_t)-1 when the layout is full (PARAMS_MAX_GROUPS
+ * groups, or a total that would not fit in size_t). */
 size_t params_layout_add(param_layout *l, const char *name, size_t count);
 /* The group with this name, or NULL. */
 const param_group *params_layout_find(const param_layout *l, const char *name);

@@ -448,6 +448,11 @@ void planner_ws_free(planner_ws *ws)
     free(ws);
 }
 
+model_ws *planner_ws_model(planner_ws *ws)
+{
+    return ws->mws;
+}
+
 static void mw_start(void *ctx, int rows)
 {
     planner_ws *ws = ctx;

@@ -119,6 +119,8 @@ typedef struct planner_ws planner_ws;
 /* Scratch for plans of this configuration on this model; NULL on failure. */
 planner_ws *planner_ws_new(const model_t *m, const planner_config *p);
 void planner_ws_free(planner_ws *ws);
+/* The model scratch inside ws (rows >= population), for filtering with the same workspace. */
+model_ws *planner_ws_model(planner_ws *ws);
 
 /* Plans from the filtered state (h, z) with parameters `params` and normaliser `norm`.
  * prev may be NULL; when given and valid it warm-starts q, and on return it holds this plan

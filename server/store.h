@@ -93,4 +93,12 @@ int store_put_checkpoint(store_t *s, const char *agent, long step, const unsigne
 int store_get_checkpoint(store_t *s, const char *agent, unsigned char **buf, size_t *len,
                          long *step);
 
+/* ---- test only ---- */
+/* Caps the database at `pages` pages (PRAGMA max_page_count on the write connection, never below
+ * its current size, so 1 freezes it) or lifts the cap when pages <= 0, so that tests can make
+ * writes fail with STORE_EFULL. Runs on the writer like a write and returns once in effect. */
+int store_test_set_max_pages(store_t *s, long pages);
+/* Transactions committed and write operations run by the writer since store_open. */
+void store_test_stats(store_t *s, long *commits, long *ops);
+
 #endif

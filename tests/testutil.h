@@ -45,5 +45,7 @@ Suite *params_suite(void);
 Suite *elbo_suite(void);
 Suite *replay_suite(void);
 Suite *agent_suite(void);
+Suite *planner_suite(void);
+Suite *store_suite(void);
 
 #endif

@@ -1,0 +1,353 @@
+/* http: libmicrohttpd wiring and the worker pool (see http.h). */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "core/tensor.h"
+#include "core/vmath.h"
+#include "log.h"
+#include "metrics.h"
+
+typedef struct req_ctx {
+    struct MHD_Connection *conn;
+    char method[16];
+    char *url;
+    char *body;
+    size_t len, cap;
+    int too_large;
+    char content_type[128];
+    int has_content_type;
+    char request_id[40];
+    double start;
+    api_response resp;
+    int deferred;        /* queued for a worker */
+    atomic_int job_done; /* the worker filled resp */
+    struct req_ctx *next_job;
+} req_ctx;
+
+static struct {
+    struct MHD_Daemon *d;
+    const daemon_config *cfg;
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    req_ctx *head, *tail;
+    int queued;
+    int stop;
+    pthread_t *workers;
+    int n_workers;
+    atomic_int inflight;
+    atomic_ulong seq;
+    uint32_t boot;
+} H = {.qlock = PTHREAD_MUTEX_INITIALIZER, .qcond = PTHREAD_COND_INITIALIZER};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static enum MHD_Result send_response(req_ctx *rc)
+{
+    api_response *r = &rc->resp;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        return MHD_NO;
+    r->body = NULL; /* owned by libmicrohttpd now */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            r->content_type ? r->content_type : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", rc->request_id);
+    if (r->retry_after > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    enum MHD_Result ret = MHD_queue_response(rc->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    metrics_observe(r->route ? r->route : "unmatched", rc->method, r->status, now_s() - rc->start);
+    return ret;
+}
+
+static void fill_request(req_ctx *rc, api_request *q, int can_block)
+{
+    q->method = rc->method;
+    q->path = rc->url;
+    q->content_type = rc->has_content_type ? rc->content_type : NULL;
+    q->body = rc->body;
+    q->body_len = rc->len;
+    q->request_id = rc->request_id;
+    q->can_block = can_block;
+}
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    vm_thread_init();
+    tensor_set_blas_threads(1);
+    for (;;) {
+        pthread_mutex_lock(&H.qlock);
+        while (!H.head && !H.stop)
+            pthread_cond_wait(&H.qcond, &H.qlock);
+        if (!H.head && H.stop) {
+            pthread_mutex_unlock(&H.qlock);
+            break;
+        }
+        req_ctx *rc = H.head;
+        H.head = rc->next_job;
+        if (!H.head)
+            H.tail = NULL;
+        H.queued--;
+        pthread_mutex_unlock(&H.qlock);
+        api_request q;
+        fill_request(rc, &q, 1);
+        const char *route = rc->resp.route;
+        api_handle(&q, &rc->resp);
+        if (!rc->resp.route || strcmp(rc->resp.route, "unmatched") == 0)
+            rc->resp.route = route;
+        if (rc->resp.defer) /* a handler may not defer twice */
+            api_error(&rc->resp, 500, "internal", NULL, "request could not be scheduled");
+        atomic_store(&rc->job_done, 1);
+        MHD_resume_connection(rc->conn);
+    }
+    return NULL;
+}
+
+/* Queues rc for a worker; 0, or -1 when the queue is full. */
+static int enqueue(req_ctx *rc)
+{
+    pthread_mutex_lock(&H.qlock);
+    if (H.queued >= H.cfg->queue_limit || H.stop) {
+        pthread_mutex_unlock(&H.qlock);
+        return -1;
+    }
+    rc->next_job = NULL;
+    if (H.tail)
+        H.tail->next_job = rc;
+    else
+        H.head = rc;
+    H.tail = rc;
+    H.queued++;
+    pthread_cond_signal(&H.qcond);
+    pthread_mutex_unlock(&H.qlock);
+    return 0;
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    req_ctx *rc = *con_cls;
+    if (!rc)
+        return;
+    api_response_free(&rc->resp);
+    free(rc->body);
+    free(rc->url);
+    free(rc);
+    *con_cls = NULL;
+    atomic_fetch_sub(&H.inflight, 1);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    req_ctx *rc = *con_cls;
+    if (!rc) {
+        rc = calloc(1, sizeof *rc);
+        if (!rc)
+            return MHD_NO;
+        atomic_fetch_add(&H.inflight, 1);
+        *con_cls = rc;
+        rc->conn = c;
+        rc->start = now_s();
+        rc->url = strdup(url);
+        snprintf(rc->method, sizeof rc->method, "%s", method);
+        snprintf(rc->request_id, sizeof rc->request_id, "%08x-%06lx", H.boot,
+                 (unsigned long)atomic_fetch_add(&H.seq, 1) & 0xffffff);
+        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+        if (ct) {
+            snprintf(rc->content_type, sizeof rc->content_type, "%s", ct);
+            rc->has_content_type = 1;
+        }
+        if (!rc->url)
+            return MHD_NO;
+        /* A declared body over the cap is refused before it is read. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)H.cfg->max_body_bytes)
+            rc->too_large = 1;
+        return MHD_YES;
+    }
+    if (rc->deferred) {
+        if (!atomic_load(&rc->job_done))
+            return MHD_YES; /* spurious call while suspended */
+        return send_response(rc);
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (rc->too_large)
+            return MHD_YES;
+        if (rc->len + n > (size_t)H.cfg->max_body_bytes) {
+            rc->too_large = 1;
+            free(rc->body);
+            rc->body = NULL;
+            rc->len = rc->cap = 0;
+            return MHD_YES;
+        }
+        if (rc->len + n + 1 > rc->cap) {
+            size_t cap = rc->cap ? rc->cap : 4096;
+            while (cap < rc->len + n + 1)
+                cap *= 2;
+            char *p = realloc(rc->body, cap);
+            if (!p) {
+                rc->too_large = 1; /* answered as overload below */
+                return MHD_YES;
+            }
+            rc->body = p;
+            rc->cap = cap;
+        }
+        memcpy(rc->body + rc->len, upload_data, n);
+        rc->len += n;
+        rc->body[rc->len] = '\0';
+        return MHD_YES;
+    }
+    rc->resp.route = "unmatched";
+    if (rc->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the request body is larger than %ld bytes (max_body_bytes)",
+                 H.cfg->max_body_bytes);
+        api_error(&rc->resp, 413, "payload_too_large", NULL, msg);
+        metrics_rejected("payload_too_large");
+        return send_response(rc);
+    }
+    api_request q;
+    fill_request(rc, &q, 0);
+    api_handle(&q, &rc->resp);
+    if (!rc->resp.defer)
+        return send_response(rc);
+    rc->deferred = 1;
+    MHD_suspend_connection(c);
+    if (enqueue(rc)) {
+        rc->resp.defer = 0;
+        api_error(&rc->resp, 503, "overloaded", NULL,
+                  "too many requests are waiting for a worker; retry shortly");
+        metrics_rejected("queue_full");
+        atomic_store(&rc->job_done, 1);
+        MHD_resume_connection(c);
+    }
+    return MHD_YES;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOG_DEBUG, "http", "detail=\"%s\"", msg);
+}
+
+int http_start(const daemon_config *cfg, int *bound_port)
+{
+    H.cfg = cfg;
+    H.stop = 0;
+    H.boot = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    const char *host = cfg->host;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)cfg->port);
+        sl = sizeof *a4;
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)cfg->port);
+        sl = sizeof *a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        log_msg(LOG_ERROR, "bad_host", "host=%s reason=\"not a numeric IPv4 or IPv6 address\"",
+                cfg->host);
+        return -1;
+    }
+    (void)sl;
+    H.n_workers = cfg->workers;
+    H.workers = calloc((size_t)H.n_workers, sizeof *H.workers);
+    if (!H.workers)
+        return -1;
+    for (int i = 0; i < H.n_workers; i++)
+        if (pthread_create(&H.workers[i], NULL, worker_main, NULL)) {
+            H.n_workers = i;
+            http_stop(0);
+            return -1;
+        }
+    /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets SO_REUSEPORT, which lets a second elbod
+     * bind the same port and silently take half of the connections. libmicrohttpd's default
+     * (SO_REUSEADDR) still lets a restarted daemon rebind at once. */
+    H.d = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        60u, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_END);
+    if (!H.d) {
+        log_msg(LOG_ERROR, "listen_failed",
+                "host=%s port=%d reason=\"address in use or not "
+                "available\"",
+                cfg->host, cfg->port);
+        http_stop(0);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(H.d, MHD_DAEMON_INFO_BIND_PORT);
+    *bound_port = info ? info->port : cfg->port;
+    return 0;
+}
+
+void http_stop(double timeout_s)
+{
+    if (H.d) {
+        MHD_quiesce_daemon(H.d);
+        /* Let in-flight requests (including queued and running jobs) finish. */
+        double until = now_s() + timeout_s;
+        while (atomic_load(&H.inflight) > 0 && now_s() < until)
+            usleep(10000);
+    }
+    pthread_mutex_lock(&H.qlock);
+    H.stop = 1;
+    pthread_cond_broadcast(&H.qcond);
+    pthread_mutex_unlock(&H.qlock);
+    for (int i = 0; i < H.n_workers; i++)
+        pthread_join(H.workers[i], NULL);
+    free(H.workers);
+    H.workers = NULL;
+    H.n_workers = 0;
+    if (H.d) {
+        MHD_stop_daemon(H.d);
+        H.d = NULL;
+    }
+}

@@ -1,0 +1,22 @@
+/* http: the libmicrohttpd front end - connections, bodies with a hard cap, request ids, the
+ * worker pool that runs blocking handlers, and responses.
+ *
+ * DESIGN (threads): libmicrohttpd's internal polling threads (epoll, a pool of http_threads)
+ * read requests and call api_handle with can_block = 0. A handler that must plan or wait for the
+ * store asks to be deferred: the connection is suspended and the request queued for one of
+ * `workers` threads, which runs it with can_block = 1 and resumes the connection. So a plan of
+ * tens of milliseconds never stalls other connections. The queue is bounded: when full the
+ * request is answered 503 with Retry-After at once.
+ */
+#ifndef ELBO_HTTP_H
+#define ELBO_HTTP_H
+
+#include "config.h"
+
+/* Starts listening. Returns 0 or -1 (logged). *bound_port receives the actual port. */
+int http_start(const daemon_config *cfg, int *bound_port);
+/* Stops accepting new connections, waits for in-flight requests (up to timeout_s), then stops
+ * the HTTP threads and the workers. */
+void http_stop(double timeout_s);
+
+#endif

@@ -1,0 +1,95 @@
+/* elbod: the daemon's entry point - settings, store, agents, HTTP, signals, clean shutdown.
+ *
+ * Signals are blocked in every thread and taken synchronously here (sigtimedwait), so that a
+ * SIGTERM runs the shutdown on this thread: stop accepting, finish in-flight requests,
+ * checkpoint every agent, close the store, exit 0. The same loop closes idle sessions.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "agents.h"
+#include "api/api.h"
+#include "config.h"
+#include "core/tensor.h"
+#include "core/vmath.h"
+#include "http.h"
+#include "log.h"
+#include "store.h"
+
+int main(int argc, char **argv)
+{
+    daemon_config cfg;
+    int rc = config_load(&cfg, argc, argv, stdout, stderr);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    log_setup((log_level)log_level_from_name(cfg.log_level), strcmp(cfg.log_format, "json") == 0);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    vm_thread_init();
+    tensor_set_blas_threads(1);
+
+    char err[512];
+    store_t *store = store_open(cfg.data_dir, strcmp(cfg.sync, "full") == 0, err, sizeof err);
+    if (!store) {
+        log_msg(LOG_ERROR, "store_open_failed", "data_dir=%s reason=\"%s\"", cfg.data_dir, err);
+        return 1;
+    }
+    if (agents_start(&cfg, store)) {
+        store_close(store);
+        return 1;
+    }
+    int port = 0;
+    if (http_start(&cfg, &port)) {
+        agents_stop();
+        store_close(store);
+        return 1;
+    }
+    agents_set_ready(1);
+    log_msg(LOG_INFO, "listening", "addr=%s port=%d data_dir=%s version=%s pid=%ld", cfg.host, port,
+            cfg.data_dir, ELBOD_VERSION, (long)getpid());
+
+    for (;;) {
+        struct timespec ts = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig < 0) {
+            if (errno == EAGAIN)
+                agents_expire_sessions();
+            continue;
+        }
+        if (sig == SIGHUP) {
+            daemon_config fresh;
+            FILE *devnull = fopen("/dev/null", "w");
+            if (devnull && config_load(&fresh, argc, argv, devnull, devnull) == 0) {
+                log_setup((log_level)log_level_from_name(fresh.log_level),
+                          strcmp(fresh.log_format, "json") == 0);
+                log_msg(LOG_INFO, "reloaded", "log_level=%s", fresh.log_level);
+            } else {
+                log_msg(LOG_WARN, "reload_failed", "reason=\"config invalid; kept the old one\"");
+            }
+            if (devnull)
+                fclose(devnull);
+            continue;
+        }
+        log_msg(LOG_INFO, "shutting_down", "signal=%d", sig);
+        break;
+    }
+    agents_set_ready(0);
+    http_stop(30.0);
+    agents_stop();
+    store_close(store);
+    log_msg(LOG_INFO, "stopped", "status=clean");
+    return 0;
+}
