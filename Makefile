@@ -109,13 +109,17 @@ test: deps
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-san
 
-test-unit: $(CHECK_BIN)
-	$(CHECK_BIN)
+# The end-to-end suite (tests/check_e2e.c) starts the elbod named by ELBOD_BIN: the one of the
+# same build.
+test-unit: $(CHECK_BIN) $(ELBOD_BIN)
+	ELBOD_BIN=$(ELBOD_BIN) $(CHECK_BIN)
 
-# CK_FORK=no runs every test in one process so that LeakSanitizer sees the whole run.
+# CK_FORK=no runs every test in one process so that LeakSanitizer sees the whole run; the
+# daemons the e2e suite starts inherit the sanitizer options.
 test-san:
-	@$(MAKE) --no-print-directory SANITIZER=address,undefined build/san/tests/check_elbo
-	CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined build/san/tests/check_elbo \
+		build/san/elbod
+	CK_FORK=no ELBOD_BIN=build/san/elbod ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/san/tests/check_elbo
 
 check-format:

@@ -217,6 +217,9 @@ static json_t *act_json(const api_request *rq, const act_result *res)
         json_object_set_new(pl, "horizon", json_integer(p->horizon));
         json_object_set_new(pl, "actions", je_matrix(p->mean, p->horizon, p->act_dim));
         json_object_set_new(pl, "action_std", je_matrix(p->std, p->horizon, p->act_dim));
+        /* The same plan in the pre-squash space u, the form transitions' action_mean/std take. */
+        json_object_set_new(pl, "u_mean", je_matrix(p->u_mean, p->horizon, p->act_dim));
+        json_object_set_new(pl, "u_std", je_matrix(p->u_std, p->horizon, p->act_dim));
         json_object_set_new(pl, "predicted_rewards", je_floats(p->pred_reward, p->horizon));
         json_object_set_new(pl, "predicted_reward_std", je_floats(p->pred_reward_std, p->horizon));
         json_object_set_new(pl, "predicted_observations",
@@ -431,8 +434,8 @@ static void h_act(const api_request *rq, const route_args *ra, api_response *r)
     svc_act_result_free(&res);
 }
 
-static const char *const plan_keys[] = {"observation", "session_id", "explore", "deadline_ms",
-                                        NULL};
+static const char *const plan_keys[] = {"observation", "reward",      "session_id",
+                                        "explore",     "deadline_ms", NULL};
 
 static void h_plan(const api_request *rq, const route_args *ra, api_response *r)
 {
@@ -449,6 +452,8 @@ static void h_plan(const api_request *rq, const route_args *ra, api_response *r)
         rc = -1;
     if (!rc)
         rc = decode_act(root, &q, obs, sid == NULL, &e);
+    if (!rc && jd_float(root, "reward", "", 0, -1e30, 1e30, &q.reward, &e) < 0)
+        rc = -1;
     char sbuf[SVC_SESSION_MAX + 1];
     if (!rc && sid) {
         snprintf(sbuf, sizeof sbuf, "%s", sid);

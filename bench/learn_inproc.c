@@ -162,6 +162,8 @@ int main(int argc, char **argv)
             p.temperature = (float)v;
         else if (!strcmp(k, "use_value"))
             p.use_value = (int)v;
+        else if (!strcmp(k, "sample"))
+            p.sample_states = (int)v;
         else if (!strcmp(k, "prior_init"))
             p.init_from_prior = (int)v;
         else if (!strcmp(k, "policy_fraction"))

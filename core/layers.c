@@ -75,15 +75,16 @@ void act_backward(act_kind k, float *din, const float *dout, const float *in, co
             din[i] += in[i] > 0.0f ? dout[i] : 0.0f;
         break;
     case ACT_SILU:
-        /* d/dx x*s(x) = s + x*s*(1-s) = s*(1 + x - out). s is recovered as out/x, except near 0,
-         * where it is recomputed; recomputing everywhere is just as cheap with vm_sigmoid. */
-        for (size_t i = 0; i < n;) {
-            float s[256];
-            size_t m = n - i < 256 ? n - i : 256;
-            vm_sigmoid(s, in + i, m);
-            for (size_t j = 0; j < m; j++)
-                din[i + j] += dout[i + j] * s[j] * (1.0f + in[i + j] - out[i + j]);
-            i += m;
+        /* d/dx x*s(x) = s + x*s*(1-s) = s*(1 + x - out). s is recovered from the forward's output
+         * as out/x (a few ulp, like out itself): one division, where recomputing the sigmoid
+         * (exp and division) made this loop 4-5x slower and about 5% of a training step. Near 0,
+         * where out/x loses digits (0/0 at 0), s = 1/2 + x/4, whose error x^3/48 is below float
+         * rounding for |x| < 1e-3. */
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float x = in[i];
+            float s = fabsf(x) < 1e-3f ? 0.5f + 0.25f * x : out[i] / x;
+            din[i] += dout[i] * s * (1.0f + x - out[i]);
         }
         break;
     case ACT_ELU:

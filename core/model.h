@@ -51,7 +51,7 @@ typedef struct model_config {
     int info_samples;   /* K: prior samples for the marginal in info_gain */
     int seq_len, batch; /* training sequences */
     float lr, clip_norm;
-    int replay_capacity; /* transitions kept */
+    int replay_capacity; /* steps (observations) kept in memory for training */
     uint64_t seed;
 } model_config;
 

@@ -31,6 +31,7 @@ void planner_config_defaults(planner_config *p)
     p->min_std = 0.05f;
     p->momentum = 0.1f;
     p->use_value = 1;
+    p->sample_states = 1;
     p->warm_start = 1;
     p->init_from_prior = 1;
 }
@@ -193,6 +194,66 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* sin and cos of 2 pi v for v in [-1/2, 1/2): reflected into [-pi/2, pi/2], then Taylor series
+ * to the x^11 and x^12 terms (errors below 6e-8 and 7e-9). Plain arithmetic and selects, so the
+ * loops calling it vectorise. */
+static inline void sincos_2pi(float v, float *s, float *c)
+{
+    float a = v < 0.0f ? -v : v;
+    int flip = a > 0.25f;
+    float vr = flip ? (v < 0.0f ? -0.5f : 0.5f) - v : v;
+    float t = 6.28318530717958648f * vr, t2 = t * t;
+    float ps = -2.50521084e-8f;
+    ps = ps * t2 + 2.75573192e-6f;
+    ps = ps * t2 - 1.98412698e-4f;
+    ps = ps * t2 + 8.33333333e-3f;
+    ps = ps * t2 - 1.66666667e-1f;
+    float pc = 2.08767570e-9f;
+    pc = pc * t2 - 2.75573192e-7f;
+    pc = pc * t2 + 2.48015873e-5f;
+    pc = pc * t2 - 1.38888889e-3f;
+    pc = pc * t2 + 4.16666667e-2f;
+    pc = pc * t2 - 0.5f;
+    *s = t + t * t2 * ps;
+    float cr = 1.0f + t2 * pc;
+    *c = flip ? -cr : cr;
+}
+
+/* n standard normals: Box-Muller on pairs of 24-bit uniforms, in float, in passes that vectorise
+ * (x[i] and x[i + n/2] are a pair). rng_fill_normal draws each pair with a double log, sqrt and
+ * sincos, which took about 8% of a default plan; this takes a fraction of that. Deterministic for
+ * a given rng state (its stream differs from rng_fill_normal's). */
+static void fill_normal(rng_t *rng, float *x, size_t n)
+{
+    size_t h = n / 2;
+    float *rad = x, *ang = x + h;
+    for (size_t i = 0; i < h; i++) {
+        uint64_t b = rng_next(rng);
+        rad[i] = ((float)(uint32_t)(b >> 40) + 0.5f) * 0x1p-24f;            /* (0, 1) */
+        ang[i] = (float)(uint32_t)((b >> 16) & 0xffffff) * 0x1p-24f - 0.5f; /* [-1/2, 1/2) */
+    }
+    /* sqrt(-2 log u) as exp(log(-2 log u) / 2): sqrtf itself does not vectorise (errno). */
+    vm_log(rad, rad, h);
+#pragma omp simd
+    for (size_t i = 0; i < h; i++)
+        rad[i] = -2.0f * rad[i];
+    vm_log(rad, rad, h);
+#pragma omp simd
+    for (size_t i = 0; i < h; i++)
+        rad[i] = 0.5f * rad[i];
+    vm_exp(rad, rad, h);
+#pragma omp simd
+    for (size_t i = 0; i < h; i++) {
+        float sn, cs;
+        sincos_2pi(ang[i], &sn, &cs);
+        float r = rad[i];
+        rad[i] = r * cs;
+        ang[i] = r * sn;
+    }
+    if (n & 1)
+        x[n - 1] = rng_normal(rng);
+}
+
 /* Sum over da of log N(u; m1, s1) - log N(u; m2, s2). */
 static double log_ratio(const float *u, const float *m1, const float *s1, const float *m2,
                         const float *s2, int da)
@@ -216,7 +277,7 @@ static void rollout_score(const planner_config *p, const plan_world *w, plan_sea
         float *u = s->u + (size_t)t * N * da;
         if (want_prior)
             w->prior(w->ctx, N, s->a_mu, s->a_std);
-        rng_fill_normal(rng, s->eps_u, (size_t)N * da);
+        fill_normal(rng, s->eps_u, (size_t)N * da);
         for (int n = 0; n < N; n++) {
             float *un = u + (size_t)n * da;
             const float *e = s->eps_u + (size_t)n * da;
@@ -333,7 +394,9 @@ int planner_search(const planner_config *p, const plan_world *w, plan_search *s,
             size_t k = (size_t)t * da + j;
             if (warm && t + 1 < H) {
                 s->q_mean[k] = prev->u_mean[k + da];
-                s->q_std[k] = prev->u_std[k + da] > p->min_std ? prev->u_std[k + da] : p->min_std;
+                /* Only the mean carries over: a std that collapsed on the last plan would keep
+                 * the search from leaving it (PETS and TD-MPC reset it too). */
+                s->q_std[k] = p->init_std;
             } else {
                 s->q_mean[k] = p->init_from_prior ? s->pri_mean[k] : 0.0f;
                 s->q_std[k] = p->init_std;
@@ -397,11 +460,12 @@ struct planner_ws {
     const model_norm *norm;
     const float *h0, *z0;
     int N, dh, dz, dx;
+    int sample_states;
     model_ws *mws;
     plan_search *search;
     float *block;
     float *h, *h2, *z, *zm, *mu_p, *std_p, *eps; /* (N, dh|dz) */
-    float *obs, *obs2, *rew2;                    /* (N, dx), (N, dx), (N) */
+    float *obs, *obs2, *rew2, *pred_tmp;         /* (N, dx), (N, dx), (N), (N) */
 };
 
 planner_ws *planner_ws_new(const model_t *m, const planner_config *p)
@@ -417,9 +481,10 @@ planner_ws *planner_ws_new(const model_t *m, const planner_config *p)
     ws->dz = c->z_dim;
     ws->dx = c->obs_dim;
     size_t n = (size_t)N, dh = (size_t)c->h_dim, dz = (size_t)c->z_dim, dx = (size_t)c->obs_dim;
-    size_t sizes[] = {n * dh, n * dh, n * dz, n * dz, n * dz, n * dz, n * dz, n * dx, n * dx, n};
-    float **ptrs[] = {&ws->h,     &ws->h2,  &ws->z,   &ws->zm,   &ws->mu_p,
-                      &ws->std_p, &ws->eps, &ws->obs, &ws->obs2, &ws->rew2};
+    size_t sizes[] = {n * dh, n * dh, n * dz, n * dz, n * dz, n * dz,
+                      n * dz, n * dx, n * dx, n,      n};
+    float **ptrs[] = {&ws->h,     &ws->h2,  &ws->z,   &ws->zm,   &ws->mu_p,    &ws->std_p,
+                      &ws->eps,   &ws->obs, &ws->obs2, &ws->rew2, &ws->pred_tmp};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += (sizes[i] + 15) & ~(size_t)15;
@@ -497,7 +562,7 @@ static void mw_step(void *ctx, int rows, const float *a, float *reward, float *i
     ws->h2 = t;
     size_t nz = (size_t)rows * ws->dz;
     if (rng) {
-        rng_fill_normal(rng, ws->eps, nz);
+        fill_normal(rng, ws->eps, nz);
         gauss_sample(ws->z, ws->mu_p, ws->std_p, ws->eps, nz);
     } else {
         memcpy(ws->z, ws->mu_p, sizeof(float) * nz);
@@ -509,10 +574,19 @@ static void mw_step(void *ctx, int rows, const float *a, float *reward, float *i
         return;
     }
     model_decode(m, ws->params, ws->mws, ws->obs, reward, ws->h, ws->z, rows);
+    if (!ws->sample_states) {
+        /* The particle follows the mean; the bonus still needs an antithetic pair. */
+        for (size_t i = 0; i < nz; i++)
+            ws->zm[i] = ws->mu_p[i] + ws->std_p[i] * ws->eps[i];
+        model_decode(m, ws->params, ws->mws, ws->obs2, ws->rew2, ws->h, ws->zm, rows);
+        memcpy(ws->obs, ws->obs2, sizeof(float) * (size_t)rows * ws->dx);
+        memcpy(ws->pred_tmp, ws->rew2, sizeof(float) * (size_t)rows);
+    }
     for (size_t i = 0; i < nz; i++)
         ws->zm[i] = ws->mu_p[i] - ws->std_p[i] * ws->eps[i];
     model_decode(m, ws->params, ws->mws, ws->obs2, ws->rew2, ws->h, ws->zm, rows);
-    info_bonus(&m->cfg, ws->obs, ws->obs2, reward, ws->rew2, info, rows);
+    info_bonus(&m->cfg, ws->obs, ws->obs2, ws->sample_states ? reward : ws->pred_tmp, ws->rew2,
+               info, rows);
 }
 
 static void mw_value(void *ctx, int rows, float *v)
@@ -592,6 +666,7 @@ int planner_plan(const model_t *m, const planner_config *p, const float *params,
     ws->norm = norm;
     ws->h0 = h;
     ws->z0 = z;
+    ws->sample_states = p->sample_states;
     plan_world w = {ws,       m->cfg.act_dim, mw_start,
                     mw_prior, mw_step,        m->cfg.value_weight > 0.0f ? mw_value : NULL};
     double t0 = now_ms();

@@ -42,10 +42,12 @@ typedef struct planner_config {
     float beta_info;       /* weight of the mutual-information bonus */
     float beta_action;     /* weight of the log-ratio to the action prior */
     float discount;        /* gamma */
-    float init_std;        /* std of q in u-space for steps not covered by a previous plan */
+    float init_std;        /* std of q in u-space at the start of every plan (a warm start
+                            * carries the previous mean over, not its std) */
     float min_std;         /* floor of q's std */
     float momentum;        /* share of the old mean kept at each refit */
     int use_value;         /* add gamma^H V(s_H) */
+    int sample_states;     /* roll particles with prior samples of z (else the prior mean) */
     int warm_start;        /* start from the previous plan shifted by one step */
     int init_from_prior;   /* start from the action prior's rollout (else zero-mean) */
 } planner_config;

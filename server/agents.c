@@ -256,13 +256,14 @@ static int can_train(hosted *h, const train_config *tc, long step)
     return tc->train_ratio <= 0.0f || (double)step < tc->train_ratio * (double)h->transitions_total;
 }
 
-static void checkpoint_agent(hosted *h, const char *why)
+/* Writes a checkpoint of h to the store. Returns 0 or a STORE_E* / AGENT_E* code (logged). */
+static int checkpoint_agent(hosted *h, const char *why)
 {
     unsigned char *buf = NULL;
     size_t len = 0;
     if (agent_checkpoint_save(h->agent, &buf, &len)) {
         log_msg(LOG_ERROR, "checkpoint_failed", "agent=%s reason=out_of_memory", h->name);
-        return;
+        return STORE_ENOMEM;
     }
     long step = agent_step(h->agent);
     int rc = store_put_checkpoint(reg.store, h->name, step, buf, len);
@@ -270,13 +271,14 @@ static void checkpoint_agent(hosted *h, const char *why)
     if (rc) {
         log_msg(LOG_ERROR, "checkpoint_failed", "agent=%s error=\"%s\"", h->name,
                 store_strerror(rc));
-        return;
+        return rc;
     }
     pthread_mutex_lock(&h->tlock);
     h->last_ckpt_step = step;
     h->last_ckpt_time = now_s();
     pthread_mutex_unlock(&h->tlock);
     log_msg(LOG_DEBUG, "checkpoint", "agent=%s step=%ld bytes=%zu why=%s", h->name, step, len, why);
+    return 0;
 }
 
 static void *trainer_main(void *arg)
@@ -292,6 +294,10 @@ static void *trainer_main(void *arg)
         pthread_mutex_unlock(&h->spec_lock);
         pthread_mutex_lock(&h->tlock);
         while (!h->stop && !can_train(h, &tc, h->agent->step)) {
+            /* Idle (paused, capped or short of data): still save steps not yet checkpointed. */
+            if (now_s() - last_ckpt >= tc.checkpoint_every_s &&
+                h->last_ckpt_step != agent_step(h->agent))
+                break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 200 * 1000000L;
@@ -304,10 +310,15 @@ static void *trainer_main(void *arg)
             tc = h->spec.train;
             pthread_mutex_unlock(&h->spec_lock);
         }
-        int stop = h->stop;
+        int stop = h->stop, idle = !can_train(h, &tc, h->agent->step);
         pthread_mutex_unlock(&h->tlock);
         if (stop)
             break;
+        if (idle) {
+            checkpoint_agent(h, "idle");
+            last_ckpt = now_s();
+            continue;
+        }
         agent_train_stats st;
         int rc = agent_train_step(h->agent, &st);
         double t = now_s();
@@ -933,8 +944,14 @@ int svc_act(const act_request *q, act_result *out, svc_error *e)
                 svc_fail(e, 503, "out_of_memory", "", "out of memory while planning");
                 goto unlock;
             }
-            if (q->record)
+            if (q->record) {
                 record_step(h, s, q->obs, q->reward, out->action, dist, 0);
+            } else {
+                /* An unrecorded step breaks the episode's chain of transitions: what is recorded
+                 * later continues as a new (mid-episode) episode, never spliced across the gap. */
+                replay_close_episode(h->agent->replay, s->episode_id);
+                s->episode_id = store_next_episode_id(reg.store);
+            }
             memcpy(s->last_action, out->action, sizeof(float) * (size_t)da);
             s->step++;
         }
@@ -1231,7 +1248,11 @@ int svc_checkpoint_import(const char *agent, const unsigned char *buf, size_t le
         return svc_fail(e, 422, "invalid_checkpoint", "", "%s", err);
     }
     *step = agent_step(h->agent);
-    checkpoint_agent(h, "import");
+    int src = checkpoint_agent(h, "import");
+    if (src) {
+        put_agent(h);
+        return store_error(e, src, "the checkpoint was loaded but could not be saved");
+    }
     pthread_mutex_lock(&h->sess_lock);
     for (session *s = h->sessions; s; s = s->next)
         s->plan->valid = 0;
@@ -1243,32 +1264,46 @@ int svc_checkpoint_import(const char *agent, const unsigned char *buf, size_t le
 
 /* ---- metrics ------------------------------------------------------------------------------ */
 
-static void agent_metrics(mbuf *b, hosted *h)
+/* The per-agent families. The exposition format wants each family as one group (its HELP and
+ * TYPE lines, then the samples of every agent), so the statuses are read first and printed one
+ * family at a time. */
+static void agent_metrics(mbuf *b, hosted *const *hs, const agent_status *st, int n)
 {
-    agent_status st;
-    status_of(h, &st);
-    const char *n = h->name;
-    mbuf_printf(b, "elbod_agent_training_steps_total{agent=\"%s\"} %ld\n", n, st.step);
-    mbuf_printf(b, "elbod_agent_training_steps_per_second{agent=\"%s\"} %.3f\n", n,
-                st.steps_per_sec);
-    mbuf_printf(b, "elbod_agent_replay_transitions{agent=\"%s\"} %ld\n", n, st.replay_transitions);
-    mbuf_printf(b, "elbod_agent_replay_steps{agent=\"%s\"} %ld\n", n, st.replay_steps);
-    mbuf_printf(b, "elbod_agent_replay_evicted_steps_total{agent=\"%s\"} %llu\n", n,
-                (unsigned long long)st.evicted_steps);
-    mbuf_printf(b, "elbod_agent_transitions_received_total{agent=\"%s\"} %ld\n", n,
-                st.transitions_total);
-    mbuf_printf(b, "elbod_agent_snapshot_age_seconds{agent=\"%s\"} %.3f\n", n, st.snapshot_age_s);
-    mbuf_printf(b, "elbod_agent_sessions{agent=\"%s\"} %ld\n", n, st.sessions);
-    mbuf_printf(b, "elbod_agent_training_paused{agent=\"%s\"} %d\n", n, st.paused);
-    const char *names[] = {"reward",  "info_gain",  "state_kl",      "action_kl", "elbo",
-                           "obs_nll", "reward_nll", "overshoot_nll", "value_loss"};
-    double vals[] = {st.terms.reward,     st.terms.info_gain,     st.terms.state_kl,
-                     st.terms.action_kl,  st.terms.elbo,          st.terms.obs_nll,
-                     st.terms.reward_nll, st.terms.overshoot_nll, st.terms.value_loss};
-    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
-        if (isfinite(vals[i]))
-            mbuf_printf(b, "elbod_agent_elbo_term{agent=\"%s\",term=\"%s\"} %.6g\n", n, names[i],
-                        vals[i]);
+    static const char *const fam[][3] = {
+        {"elbod_agent_training_steps_total", "counter", "Training steps (the model version)."},
+        {"elbod_agent_training_steps_per_second", "gauge", "Recent training steps per second."},
+        {"elbod_agent_replay_transitions", "gauge", "Transitions in the replay window."},
+        {"elbod_agent_replay_steps", "gauge", "Steps in the replay window."},
+        {"elbod_agent_replay_evicted_steps_total", "counter", "Steps evicted from the replay."},
+        {"elbod_agent_transitions_received_total", "counter", "Transitions received."},
+        {"elbod_agent_snapshot_age_seconds", "gauge", "Age of the parameter snapshot served."},
+        {"elbod_agent_sessions", "gauge", "Open sessions."},
+        {"elbod_agent_training_paused", "gauge", "1 while training is paused by a user."},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        mbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f][0], fam[f][2], fam[f][0], fam[f][1]);
+        for (int i = 0; i < n; i++) {
+            const agent_status *a = &st[i];
+            double v[] = {
+                (double)a->step,         a->steps_per_sec,         (double)a->replay_transitions,
+                (double)a->replay_steps, (double)a->evicted_steps, (double)a->transitions_total,
+                a->snapshot_age_s,       (double)a->sessions,      (double)a->paused};
+            mbuf_printf(b, "%s{agent=\"%s\"} %.10g\n", fam[f][0], hs[i]->name, v[f]);
+        }
+    }
+    mbuf_printf(b, "# HELP elbod_agent_elbo_term ELBO terms of the latest training step (per step "
+                   "means).\n# TYPE elbod_agent_elbo_term gauge\n");
+    for (int i = 0; i < n; i++) {
+        const elbo_terms *t = &st[i].terms;
+        const char *names[] = {"reward",  "info_gain",  "state_kl",      "action_kl", "elbo",
+                               "obs_nll", "reward_nll", "overshoot_nll", "value_loss"};
+        double vals[] = {t->reward,  t->info_gain,  t->state_kl,      t->action_kl, t->elbo,
+                         t->obs_nll, t->reward_nll, t->overshoot_nll, t->value_loss};
+        for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++)
+            if (isfinite(vals[k]))
+                mbuf_printf(b, "elbod_agent_elbo_term{agent=\"%s\",term=\"%s\"} %.6g\n",
+                            hs[i]->name, names[k], vals[k]);
+    }
 }
 
 char *svc_metrics_text(size_t *len)
@@ -1294,18 +1329,6 @@ char *svc_metrics_text(size_t *len)
     if (rss_pages)
         mbuf_printf(&b, "# TYPE elbod_resident_bytes gauge\nelbod_resident_bytes %ld\n",
                     rss_pages * sysconf(_SC_PAGESIZE));
-    mbuf_printf(&b, "# HELP elbod_agent_training_steps_total Training steps (the model version).\n"
-                    "# TYPE elbod_agent_training_steps_total counter\n"
-                    "# TYPE elbod_agent_training_steps_per_second gauge\n"
-                    "# TYPE elbod_agent_replay_transitions gauge\n"
-                    "# TYPE elbod_agent_replay_steps gauge\n"
-                    "# TYPE elbod_agent_replay_evicted_steps_total counter\n"
-                    "# TYPE elbod_agent_transitions_received_total counter\n"
-                    "# TYPE elbod_agent_snapshot_age_seconds gauge\n"
-                    "# TYPE elbod_agent_sessions gauge\n"
-                    "# TYPE elbod_agent_training_paused gauge\n"
-                    "# HELP elbod_agent_elbo_term ELBO terms of the latest training step (per step "
-                    "means).\n# TYPE elbod_agent_elbo_term gauge\n");
     pthread_mutex_lock(&reg.lock);
     int n = reg.n;
     hosted **copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
@@ -1314,10 +1337,16 @@ char *svc_metrics_text(size_t *len)
         copy[i]->refs++;
     }
     pthread_mutex_unlock(&reg.lock);
-    for (int i = 0; copy && i < n; i++) {
-        agent_metrics(&b, copy[i]);
+    agent_status *sts = copy ? malloc(sizeof *sts * (size_t)(n ? n : 1)) : NULL;
+    for (int i = 0; sts && i < n; i++)
+        status_of(copy[i], &sts[i]);
+    if (sts)
+        agent_metrics(&b, copy, sts, n);
+    else
+        b.failed = 1;
+    for (int i = 0; copy && i < n; i++)
         put_agent(copy[i]);
-    }
+    free(sts);
     free(copy);
     if (b.failed) {
         free(b.p);

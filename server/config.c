@@ -49,6 +49,8 @@ static const centry table[] = {
     I(workers, "4", 1, 256, "threads that plan and wait on the store"),
     I(queue_limit, "256", 1, 100000, "requests waiting for a worker before 503"),
     L(max_body_bytes, "8388608", 1024, 1073741824, "largest request body (413 above)"),
+    L(max_checkpoint_bytes, "268435456", 1024, 4294967296,
+      "largest checkpoint import (PUT .../checkpoint)"),
     I(max_connections, "1024", 1, 100000, "open connections at most"),
     I(max_agents, "64", 1, 100000, "agents at most"),
     I(max_sessions, "1024", 1, 1000000, "open sessions per agent at most"),

@@ -21,6 +21,7 @@ typedef struct daemon_config {
     int workers;
     int queue_limit;
     long max_body_bytes;
+    long max_checkpoint_bytes;
     int max_connections;
     int max_agents;
     int max_sessions;

@@ -27,6 +27,7 @@ typedef struct req_ctx {
     char *body;
     size_t len, cap;
     int too_large;
+    size_t cap_bytes; /* this request's body limit */
     char content_type[128];
     int has_content_type;
     char request_id[40];
@@ -188,9 +189,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         if (!rc->url)
             return MHD_NO;
+        /* Checkpoint imports may be larger than other bodies. */
+        size_t ul = strlen(url);
+        rc->cap_bytes = (size_t)H.cfg->max_body_bytes;
+        if (strcmp(method, "PUT") == 0 && ul > 11 && strcmp(url + ul - 11, "/checkpoint") == 0 &&
+            (size_t)H.cfg->max_checkpoint_bytes > rc->cap_bytes)
+            rc->cap_bytes = (size_t)H.cfg->max_checkpoint_bytes;
         /* A declared body over the cap is refused before it is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)H.cfg->max_body_bytes)
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)rc->cap_bytes)
             rc->too_large = 1;
         return MHD_YES;
     }
@@ -204,7 +211,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         if (rc->too_large)
             return MHD_YES;
-        if (rc->len + n > (size_t)H.cfg->max_body_bytes) {
+        if (rc->len + n > rc->cap_bytes) {
             rc->too_large = 1;
             free(rc->body);
             rc->body = NULL;
@@ -231,8 +238,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     rc->resp.route = "unmatched";
     if (rc->too_large) {
         char msg[128];
-        snprintf(msg, sizeof msg, "the request body is larger than %ld bytes (max_body_bytes)",
-                 H.cfg->max_body_bytes);
+        snprintf(msg, sizeof msg,
+                 "the request body is larger than %zu bytes (max_body_bytes, or "
+                 "max_checkpoint_bytes for checkpoints)",
+                 rc->cap_bytes);
         api_error(&rc->resp, 413, "payload_too_large", NULL, msg);
         metrics_rejected("payload_too_large");
         return send_response(rc);
