@@ -158,6 +158,7 @@ static json_t *terms_json(const elbo_terms *t)
     json_object_set_new(o, "elbo", je_real(t->elbo));
     json_object_set_new(o, "obs_nll", je_real(t->obs_nll));
     json_object_set_new(o, "reward_nll", je_real(t->reward_nll));
+    json_object_set_new(o, "cont_nll", je_real(t->cont_nll));
     json_object_set_new(o, "overshoot_nll", je_real(t->overshoot_nll));
     json_object_set_new(o, "value_loss", je_real(t->value_loss));
     json_object_set_new(o, "action_xent_fraction", je_real(t->action_xent_fraction));
@@ -288,7 +289,7 @@ static void h_version(const api_request *rq, const route_args *ra, api_response 
     json_object_set_new(o, "name", json_string("elbod"));
     json_object_set_new(o, "version", json_string(ELBOD_VERSION));
     json_object_set_new(o, "api", json_string("v1"));
-    json_object_set_new(o, "checkpoint_format", json_integer(1));
+    json_object_set_new(o, "checkpoint_format", json_integer(2));
     reply_json(r, 200, o);
 }
 

@@ -288,7 +288,7 @@ long agent_step(agent_t *a)
 /* ---- checkpoints -------------------------------------------------------------------------- */
 
 #define CKPT_MAGIC   "ELBOCKPT"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u /* 2: the episode-end head and its weight */
 
 static uint32_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
@@ -414,8 +414,9 @@ static void put_config(wbuf *w, const model_config *c)
                   c->batch,    c->replay_capacity};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         put_u32(w, (uint32_t)ints[i]);
-    float fl[] = {c->obs_std,   c->reward_std,   c->min_std,  c->free_nats, c->beta_z,   c->beta_a,
-                  c->overshoot, c->value_weight, c->discount, c->lr,        c->clip_norm};
+    float fl[] = {c->obs_std,  c->reward_std, c->min_std,   c->free_nats,
+                  c->beta_z,   c->beta_a,     c->overshoot, c->value_weight,
+                  c->discount, c->lr,         c->clip_norm, c->cont_weight};
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
         put_f32(w, fl[i]);
     put_u64(w, c->seed);
@@ -444,7 +445,7 @@ static int get_config(rbuf *r, model_config *c)
     }
     float *fl[] = {&c->obs_std,  &c->reward_std, &c->min_std,   &c->free_nats,
                    &c->beta_z,   &c->beta_a,     &c->overshoot, &c->value_weight,
-                   &c->discount, &c->lr,         &c->clip_norm};
+                   &c->discount, &c->lr,         &c->clip_norm, &c->cont_weight};
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
         *fl[i] = get_f32(r);
     c->seed = get_u64(r);
@@ -457,7 +458,8 @@ static int config_compatible(const model_config *a, const model_config *b)
 {
     if (a->obs_dim != b->obs_dim || a->act_dim != b->act_dim || a->h_dim != b->h_dim ||
         a->z_dim != b->z_dim || a->hidden != b->hidden || a->head_layers != b->head_layers ||
-        a->act != b->act)
+        a->act != b->act || (a->cont_weight > 0) != (b->cont_weight > 0) ||
+        (a->value_weight > 0) != (b->value_weight > 0))
         return 0;
     for (int i = 0; i < a->act_dim; i++)
         if (a->act_low[i] != b->act_low[i] || a->act_high[i] != b->act_high[i])

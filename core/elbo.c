@@ -46,6 +46,7 @@ struct elbo_ws {
     float *prior_cache, *prior_raw, *mu_p, *std_p;         /* cache(R), (R, 2dz), (R, dz) x2 */
     float *kl;                                             /* (R) per-row state KL */
     float *hz, *obs_cache, *obs_out, *rew_cache, *rew_out; /* heads over R rows */
+    float *cont_cache, *cont_out, *dcont;                  /* episode-end head over R rows */
     float *actor_cache, *actor_raw, *a_mu, *a_std;         /* (R, 2da), (R, da) x2 */
     float *value_cache, *value_tcache;                     /* online and target head caches */
     float *value_out, *value_tgt, *value_g;                /* (R) */
@@ -56,6 +57,7 @@ struct elbo_ws {
     float *os_gru_cache, *os_h, *os_h0, *os_z0; /* (D, Ro, 4dh), (D, Ro, dh), (Ro, dh), (Ro, dz) */
     float *os_prior_cache, *os_prior_raw, *os_mu, *os_std, *os_z; /* per step */
     float *os_hz, *os_obs_cache, *os_obs, *os_rew_cache, *os_rew; /* heads over D * Ro rows */
+    float *os_cont_cache, *os_cont, *os_dcont;
     int *os_row; /* (D, Ro) main-pass row of the target, -1 when not valid */
     /* Rollout rows that can still matter: a rollout that left its sequence (or its episode)
      * stays out, so at step j only rows [0, os_n[j]) hold a live one (os_n never grows with j)
@@ -130,6 +132,9 @@ static void ws_layout(elbo_ws *w, const model_t *m, carver *c)
     w->obs_out = carve(c, R * dx);
     w->rew_cache = carve(c, mlp_cache_count(&m->rew_head, w->R));
     w->rew_out = carve(c, R);
+    w->cont_cache = carve(c, mlp_cache_count(&m->cont_head, w->R));
+    w->cont_out = carve(c, R);
+    w->dcont = carve(c, R);
     w->actor_cache = carve(c, mlp_cache_count(&m->actor, w->R));
     w->actor_raw = carve(c, R * 2 * da);
     w->a_mu = carve(c, R * da);
@@ -157,6 +162,9 @@ static void ws_layout(elbo_ws *w, const model_t *m, carver *c)
     w->os_obs = carve(c, D * Ro * dx);
     w->os_rew_cache = carve(c, mlp_cache_count(&m->rew_head, w->D * w->Ro));
     w->os_rew = carve(c, D * Ro);
+    w->os_cont_cache = carve(c, mlp_cache_count(&m->cont_head, w->D * w->Ro));
+    w->os_cont = carve(c, D * Ro);
+    w->os_dcont = carve(c, D * Ro);
 
     size_t info_rows = K * Ri;
     w->info_hz = carve(c, info_rows * (dh + dz));
@@ -191,6 +199,8 @@ static void ws_layout(elbo_ws *w, const model_t *m, carver *c)
     scr = maxz(scr, mlp_scratch_count(&m->value, w->R));
     scr = maxz(scr, mlp_scratch_count(&m->obs_head, w->D * w->Ro));
     scr = maxz(scr, mlp_scratch_count(&m->rew_head, w->D * w->Ro));
+    scr = maxz(scr, mlp_scratch_count(&m->cont_head, w->R));
+    scr = maxz(scr, mlp_scratch_count(&m->cont_head, w->D * w->Ro));
     w->mlp_scratch = carve(c, scr);
     w->dactor_raw = carve(c, R * 2 * da);
     w->dvalue = carve(c, R);
@@ -296,6 +306,20 @@ static double fixed_logpdf(const float *x, const float *mu, float std, size_t n,
             dmu[i] += g * (float)d * iv;
     }
     return s;
+}
+
+/* Bernoulli log-likelihood of "the episode goes on" (y = 1) or ends (y = 0) under the logit;
+ * adds g * d/dlogit into *dlogit. */
+static double cont_loglik(float logit, int y, float *dlogit, float g)
+{
+    double l = logit;
+    /* log sigmoid(l) = -softplus(-l); log(1 - sigmoid(l)) = -softplus(l) */
+    double sp = l > 0 ? l + log1p(exp(-l)) : log1p(exp(l)); /* softplus(l) */
+    double ll = y ? -(sp - l) : -sp;
+    double sig = 1.0 / (1.0 + exp(-l));
+    if (dlogit)
+        *dlogit += g * (float)(y - sig);
+    return ll;
 }
 
 static void concat2(float *dst, const float *a, int wa, const float *b, int wb, int rows)
@@ -412,6 +436,18 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
                 fixed_logpdf(w->rn + i, w->rew_out + i, k->reward_std, 1, w->drew + i, -inv_valid);
     }
 
+    /* Episode end: a Bernoulli likelihood of "goes on" at every step (weight cont_weight). */
+    double cont_ll = 0.0;
+    const int use_cont = parts->model && k->cont_weight > 0.0f;
+    if (use_cont) {
+        mlp_forward(&m->cont_head, w->cont_out, w->cont_cache, w->hz, params + m->off_cont, R);
+        tensor_zero(w->dcont, (size_t)R);
+        float g = -k->cont_weight * inv_valid;
+        for (int i = 0; i < R; i++)
+            if (b->mask[i])
+                cont_ll += cont_loglik(w->cont_out[i], !b->terminal[i], w->dcont + i, g);
+    }
+
     /* Overshooting: open-loop prior rollouts from posterior states. */
     double os_ll = 0.0;
     long n_os = 0;
@@ -474,6 +510,11 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
         int N = w->os_off[D];
         mlp_forward(&m->obs_head, w->os_obs, w->os_obs_cache, w->os_hz, params + m->off_obs, N);
         mlp_forward(&m->rew_head, w->os_rew, w->os_rew_cache, w->os_hz, params + m->off_rew, N);
+        if (use_cont) {
+            mlp_forward(&m->cont_head, w->os_cont, w->os_cont_cache, w->os_hz, params + m->off_cont,
+                        N);
+            tensor_zero(w->os_dcont, (size_t)N);
+        }
         for (int i = 0; i < D * Ro; i++)
             n_os += w->os_row[i] >= 0;
         tensor_zero(w->os_dobs, (size_t)N * dx);
@@ -490,6 +531,9 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
                 if (b->has_rew[row])
                     os_ll += fixed_logpdf(w->rn + row, w->os_rew + i, k->reward_std, 1,
                                           w->os_drew + i, g);
+                if (use_cont)
+                    os_ll += k->cont_weight * cont_loglik(w->os_cont[i], !b->terminal[row],
+                                                          w->os_dcont + i, g * k->cont_weight);
             }
     }
 
@@ -634,13 +678,14 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
     out->elbo = out->reward + out->info_gain - out->state_kl - out->action_kl;
     out->obs_nll = -obs_ll / n_valid;
     out->reward_nll = -rew_ll / n_valid;
+    out->cont_nll = -cont_ll / n_valid;
     out->overshoot_nll = n_os ? -os_ll / n_os : 0.0;
     out->actor_loss = n_act ? k->beta_a * act_sum / n_act : 0.0;
     out->value_loss = n_value ? value_sse / n_value : 0.0;
     double loss = 0.0;
     if (parts->model)
-        loss += out->obs_nll + out->reward_nll + k->beta_z * kl_loss / n_valid +
-                (use_os ? k->overshoot * out->overshoot_nll : 0.0);
+        loss += out->obs_nll + out->reward_nll + k->cont_weight * out->cont_nll +
+                k->beta_z * kl_loss / n_valid + (use_os ? k->overshoot * out->overshoot_nll : 0.0);
     if (parts->actor)
         loss += out->actor_loss;
     if (use_value)
@@ -669,6 +714,9 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
                  params + m->off_obs, w->obs_cache, scr, R);
     mlp_backward(&m->rew_head, w->dhz, grads + m->off_rew, w->drew, w->hz, w->rew_out,
                  params + m->off_rew, w->rew_cache, scr, R);
+    if (use_cont)
+        mlp_backward(&m->cont_head, w->dhz, grads + m->off_cont, w->dcont, w->hz, w->cont_out,
+                     params + m->off_cont, w->cont_cache, scr, R);
     tensor_zero(w->dh, (size_t)R * dh);
     tensor_zero(w->dz, (size_t)R * dz);
     tensor_add_cols(w->dh, dh, w->dhz, dhz, R, dh);
@@ -701,6 +749,9 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
                      params + m->off_obs, w->os_obs_cache, scr, N);
         mlp_backward(&m->rew_head, w->os_dhz, grads + m->off_rew, w->os_drew, w->os_hz, w->os_rew,
                      params + m->off_rew, w->os_rew_cache, scr, N);
+        if (use_cont)
+            mlp_backward(&m->cont_head, w->os_dhz, grads + m->off_cont, w->os_dcont, w->os_hz,
+                         w->os_cont, params + m->off_cont, w->os_cont_cache, scr, N);
         size_t ec = mlp_cache_count(&m->embed, Ro), pc = mlp_cache_count(&m->prior, Ro);
         float *dh0 = w->dh_prev; /* gradient of the start states, rows Ro */
         for (int j = 0; j < D; j++) {

@@ -11,9 +11,11 @@
  *              says how many steps used the cross-entropy);
  *   elbo       reward + info_gain - state_kl - action_kl.
  * The minimised loss (all means over valid steps):
- *   model:  -log p(x_t | s_t) - log p(r_t | s_t) + beta_z * max(state_kl, free_nats)
+ *   model:  -log p(x_t | s_t) - log p(r_t | s_t) - cont_weight * log p(c_t | s_t)
+ *           + beta_z * max(state_kl, free_nats)       (c_t: the episode goes on after t)
  *           + overshoot * (-log-likelihood of x, r along open-loop prior rollouts of
- *             overshoot_len steps with the taken actions, from posterior states);
+ *             overshoot_len steps with the taken actions, from posterior states, with the
+ *             episode-end term too);
  *   action prior: beta_a * action_kl (its input state is treated as data);
  *   value:  value_weight * 0.5 * (V(s_t) - G_t)^2, G_t the lambda-return of normalised rewards
  *           bootstrapped by the value head of `target_params` (input state treated as data).
@@ -31,7 +33,7 @@
 
 typedef struct elbo_terms {
     double reward, info_gain, state_kl, action_kl, elbo;
-    double obs_nll, reward_nll, overshoot_nll, value_loss, actor_loss;
+    double obs_nll, reward_nll, cont_nll, overshoot_nll, value_loss, actor_loss;
     double action_xent_fraction;
     double loss; /* the minimised scalar */
     long steps;  /* valid steps in the batch */

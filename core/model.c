@@ -9,6 +9,7 @@
 #include "dist.h"
 #include "rng.h"
 #include "tensor.h"
+#include "vmath.h"
 
 void model_config_defaults(model_config *c, int obs_dim, int act_dim)
 {
@@ -33,6 +34,7 @@ void model_config_defaults(model_config *c, int obs_dim, int act_dim)
     c->overshoot = 1.0f;
     c->overshoot_len = 10;
     c->value_weight = 1.0f;
+    c->cont_weight = 1.0f;
     c->discount = 0.99f;
     c->info_samples = 4;
     c->seq_len = 32;
@@ -84,6 +86,7 @@ int model_config_validate(const model_config *c, char *err, size_t errlen)
                 "must be between 1 and 256");
     CHECK_RANGE(c->value_weight >= 0 && c->value_weight <= 100, "value_weight",
                 "must be in [0, 100]");
+    CHECK_RANGE(c->cont_weight >= 0 && c->cont_weight <= 100, "cont_weight", "must be in [0, 100]");
     CHECK_RANGE(c->discount > 0 && c->discount <= 1, "discount", "must be in (0, 1]");
     CHECK_RANGE(c->info_samples >= 1 && c->info_samples <= 64, "info_samples",
                 "must be between 1 and 64");
@@ -187,7 +190,8 @@ int model_init(model_t *m, const model_config *c)
     if (mlp_spec_make(&m->post, 2, post_dims, c->act, ACT_NONE, 0))
         return -1;
     if (head_spec(&m->obs_head, c, dh + dz, dx) || head_spec(&m->rew_head, c, dh + dz, 1) ||
-        head_spec(&m->actor, c, dh + dz, 2 * da) || head_spec(&m->value, c, dh + dz, 1))
+        head_spec(&m->actor, c, dh + dz, 2 * da) || head_spec(&m->value, c, dh + dz, 1) ||
+        head_spec(&m->cont_head, c, dh + dz, 1))
         return -1;
     params_layout_init(&m->layout);
     m->off_embed = params_layout_add(&m->layout, "embed", mlp_param_count(&m->embed));
@@ -198,6 +202,7 @@ int model_init(model_t *m, const model_config *c)
     m->off_rew = params_layout_add(&m->layout, "reward_head", mlp_param_count(&m->rew_head));
     m->off_actor = params_layout_add(&m->layout, "action_prior", mlp_param_count(&m->actor));
     m->off_value = params_layout_add(&m->layout, "value", mlp_param_count(&m->value));
+    m->off_cont = params_layout_add(&m->layout, "continue_head", mlp_param_count(&m->cont_head));
     m->n_params = m->layout.total;
     return 0;
 }
@@ -215,6 +220,9 @@ void model_init_params(const model_t *m, float *params)
     mlp_init(&m->rew_head, params + m->off_rew, &r, 1.0f, 0.1f);
     mlp_init(&m->actor, params + m->off_actor, &r, 1.0f, 0.1f);
     mlp_init(&m->value, params + m->off_value, &r, 1.0f, 0.1f);
+    mlp_init(&m->cont_head, params + m->off_cont, &r, 1.0f, 0.1f);
+    /* The output bias (the block's last float) starts at "the episode goes on" (p = 0.98). */
+    params[m->off_cont + mlp_param_count(&m->cont_head) - 1] = 4.0f;
 }
 
 /* ---- inference passes --------------------------------------------------------------------- */
@@ -348,6 +356,19 @@ void model_value(const model_t *m, const float *params, model_ws *ws, float *v, 
     }
     concat_hz(m, ws, h, z, rows);
     mlp_forward(&m->value, v, ws->cache, ws->in, params + m->off_value, rows);
+}
+
+void model_continue(const model_t *m, const float *params, model_ws *ws, float *p, const float *h,
+                    const float *z, int rows)
+{
+    if (m->cfg.cont_weight <= 0.0f) {
+        for (int i = 0; i < rows; i++)
+            p[i] = 1.0f;
+        return;
+    }
+    concat_hz(m, ws, h, z, rows);
+    mlp_forward(&m->cont_head, p, ws->cache, ws->in, params + m->off_cont, rows);
+    vm_sigmoid(p, p, (size_t)rows);
 }
 
 void model_filter_step(const model_t *m, const float *params, const model_norm *norm, model_ws *ws,

@@ -8,6 +8,8 @@
  *                p(r_t | s_t) = N(rew_head([h_t, z_t]), reward_std)
  *   action prior p(a_t | s_t): u ~ N(actor([h_t, z_t])), a = squash(u) into the action box
  *   value        V(s_t) = value_head([h_t, z_t]), the learned terminal value for planning
+ *   continuation p(the episode goes on after s_t) = sigmoid(cont_head([h_t, z_t])), so that
+ *                planning knows which actions end an episode (no reward after the end)
  * Observations and rewards enter the networks normalised (running mean and std, model_norm).
  *
  * This module owns the configuration, the parameter layout and the batched inference passes used
@@ -47,6 +49,7 @@ typedef struct model_config {
     float overshoot;    /* weight of the open-loop (prior rollout) likelihood */
     int overshoot_len;  /* steps of each open-loop rollout */
     float value_weight; /* weight of the value regression; 0 turns the value head off */
+    float cont_weight;  /* weight of the episode-end likelihood; 0 turns the head off */
     float discount;     /* discount of rewards for the value target and planning */
     int info_samples;   /* K: prior samples for the marginal in info_gain */
     int seq_len, batch; /* training sequences */
@@ -80,9 +83,10 @@ float norm_reward_scale(const model_norm *n); /* the std rewards are divided by 
 /* Network shapes and the parameter layout. */
 typedef struct model {
     model_config cfg;
-    mlp_spec embed, prior, post, obs_head, rew_head, actor, value;
+    mlp_spec embed, prior, post, obs_head, rew_head, actor, value, cont_head;
     param_layout layout;
     size_t off_embed, off_gru, off_prior, off_post, off_obs, off_rew, off_actor, off_value;
+    size_t off_cont;
     size_t n_params;
 } model_t;
 
@@ -113,6 +117,10 @@ void model_actor(const model_t *m, const float *params, model_ws *ws, float *mu,
 /* Learned value (rows), in normalised reward units; zeros when the value head is off. */
 void model_value(const model_t *m, const float *params, model_ws *ws, float *v, const float *h,
                  const float *z, int rows);
+
+/* Probability that the episode continues after each state (rows); ones when the head is off. */
+void model_continue(const model_t *m, const float *params, model_ws *ws, float *p, const float *h,
+                    const float *z, int rows);
 
 /* One filtering step for sessions: from s_{t-1} = (h, z), the action a_{t-1} (NULL at an
  * episode's first step: zeros) and the raw observation x_t and reward r_t, computes s_t in place

@@ -466,6 +466,7 @@ struct planner_ws {
     float *block;
     float *h, *h2, *z, *zm, *mu_p, *std_p, *eps; /* (N, dh|dz) */
     float *obs, *obs2, *rew2, *pred_tmp;         /* (N, dx), (N, dx), (N), (N) */
+    float *alive, *cont;                         /* (N): P(episode still going), P(goes on) */
 };
 
 planner_ws *planner_ws_new(const model_t *m, const planner_config *p)
@@ -481,10 +482,11 @@ planner_ws *planner_ws_new(const model_t *m, const planner_config *p)
     ws->dz = c->z_dim;
     ws->dx = c->obs_dim;
     size_t n = (size_t)N, dh = (size_t)c->h_dim, dz = (size_t)c->z_dim, dx = (size_t)c->obs_dim;
-    size_t sizes[] = {n * dh, n * dh, n * dz, n * dz, n * dz, n * dz,
-                      n * dz, n * dx, n * dx, n,      n};
-    float **ptrs[] = {&ws->h,     &ws->h2,  &ws->z,   &ws->zm,   &ws->mu_p,    &ws->std_p,
-                      &ws->eps,   &ws->obs, &ws->obs2, &ws->rew2, &ws->pred_tmp};
+    size_t sizes[] = {n * dh, n * dh, n * dz, n * dz, n * dz, n * dz, n * dz,
+                      n * dx, n * dx, n,      n,      n,      n};
+    float **ptrs[] = {&ws->h,        &ws->h2,    &ws->z,   &ws->zm,   &ws->mu_p,
+                      &ws->std_p,    &ws->eps,   &ws->obs, &ws->obs2, &ws->rew2,
+                      &ws->pred_tmp, &ws->alive, &ws->cont};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += (sizes[i] + 15) & ~(size_t)15;
@@ -522,6 +524,7 @@ static void mw_start(void *ctx, int rows)
 {
     planner_ws *ws = ctx;
     for (int n = 0; n < rows; n++) {
+        ws->alive[n] = 1.0f;
         memcpy(ws->h + (size_t)n * ws->dh, ws->h0, sizeof(float) * (size_t)ws->dh);
         memcpy(ws->z + (size_t)n * ws->dz, ws->z0, sizeof(float) * (size_t)ws->dz);
     }
@@ -561,38 +564,50 @@ static void mw_step(void *ctx, int rows, const float *a, float *reward, float *i
     ws->h = ws->h2;
     ws->h2 = t;
     size_t nz = (size_t)rows * ws->dz;
-    if (rng) {
+    if (rng)
         fill_normal(rng, ws->eps, nz);
+    if (rng && ws->sample_states)
         gauss_sample(ws->z, ws->mu_p, ws->std_p, ws->eps, nz);
-    } else {
+    else
         memcpy(ws->z, ws->mu_p, sizeof(float) * nz);
-    }
     if (!info || !rng) {
         model_decode(m, ws->params, ws->mws, NULL, reward, ws->h, ws->z, rows);
         if (info)
             memset(info, 0, sizeof(float) * (size_t)rows);
-        return;
-    }
-    model_decode(m, ws->params, ws->mws, ws->obs, reward, ws->h, ws->z, rows);
-    if (!ws->sample_states) {
-        /* The particle follows the mean; the bonus still needs an antithetic pair. */
+    } else {
+        model_decode(m, ws->params, ws->mws, ws->obs, reward, ws->h, ws->z, rows);
+        const float *rew_plus = reward;
+        if (!ws->sample_states) {
+            /* The particle follows the mean; the bonus still needs an antithetic pair. */
+            for (size_t i = 0; i < nz; i++)
+                ws->zm[i] = ws->mu_p[i] + ws->std_p[i] * ws->eps[i];
+            model_decode(m, ws->params, ws->mws, ws->obs, ws->pred_tmp, ws->h, ws->zm, rows);
+            rew_plus = ws->pred_tmp;
+        }
         for (size_t i = 0; i < nz; i++)
-            ws->zm[i] = ws->mu_p[i] + ws->std_p[i] * ws->eps[i];
+            ws->zm[i] = ws->mu_p[i] - ws->std_p[i] * ws->eps[i];
         model_decode(m, ws->params, ws->mws, ws->obs2, ws->rew2, ws->h, ws->zm, rows);
-        memcpy(ws->obs, ws->obs2, sizeof(float) * (size_t)rows * ws->dx);
-        memcpy(ws->pred_tmp, ws->rew2, sizeof(float) * (size_t)rows);
+        info_bonus(&m->cfg, ws->obs, ws->obs2, rew_plus, ws->rew2, info, rows);
     }
-    for (size_t i = 0; i < nz; i++)
-        ws->zm[i] = ws->mu_p[i] - ws->std_p[i] * ws->eps[i];
-    model_decode(m, ws->params, ws->mws, ws->obs2, ws->rew2, ws->h, ws->zm, rows);
-    info_bonus(&m->cfg, ws->obs, ws->obs2, ws->sample_states ? reward : ws->pred_tmp, ws->rew2,
-               info, rows);
+    /* The episode may end: what arrives at this state counts with the probability that the
+     * episode was still going; after it, with the probability that it goes on. */
+    if (m->cfg.cont_weight > 0.0f) {
+        model_continue(m, ws->params, ws->mws, ws->cont, ws->h, ws->z, rows);
+        for (int n = 0; n < rows; n++) {
+            reward[n] *= ws->alive[n];
+            if (info)
+                info[n] *= ws->alive[n];
+            ws->alive[n] *= ws->cont[n];
+        }
+    }
 }
 
 static void mw_value(void *ctx, int rows, float *v)
 {
     planner_ws *ws = ctx;
     model_value(ws->m, ws->params, ws->mws, v, ws->h, ws->z, rows);
+    for (int n = 0; n < rows; n++)
+        v[n] *= ws->alive[n];
 }
 
 /* Predictions of the final mean plan over prior samples, and its terms. */
@@ -648,7 +663,7 @@ static void predict(const planner_config *p, planner_ws *ws, rng_t *rng, plan_re
     out->action_logratio = lr;
     out->terminal_value = 0.0;
     if (p->use_value && c->value_weight > 0.0f) {
-        model_value(m, ws->params, ws->mws, s->val, ws->h, ws->z, P);
+        mw_value(ws, P, s->val);
         double v = 0.0;
         for (int n = 0; n < P; n++)
             v += s->val[n];
