@@ -44,7 +44,7 @@ CORE_LIB := $(BUILD)/libelbocore.a
 SERVER_LIB := $(BUILD)/libelboserver.a
 CHECK_BIN := $(BUILD)/tests/check_elbo
 
-.PHONY: all deps deps-build deps-bench test test-unit test-san check-format format check-layering \
+.PHONY: all deps deps-build deps-bench test test-python test-unit test-san check-format format check-layering \
 	run clean help
 
 ELBOD_BIN := $(BUILD)/elbod
@@ -106,20 +106,26 @@ $(CHECK_BIN): $(TEST_OBJS) $(SERVER_LIB) $(CORE_LIB)
 # The test command of the README: install, check, build, run release and sanitizer builds.
 test: deps
 	@$(MAKE) --no-print-directory check-format check-layering
+	@$(MAKE) --no-print-directory test-python
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-san
 
 # The end-to-end suite (tests/check_e2e.c) starts the elbod named by ELBOD_BIN: the one of the
 # same build.
 test-unit: $(CHECK_BIN) $(ELBOD_BIN)
-	ELBOD_BIN=$(ELBOD_BIN) $(CHECK_BIN)
+	ELBOD_BIN=$(ELBOD_BIN) ELBOCTL_BIN=$(ELBOCTL_BIN) $(CHECK_BIN)
+
+# The Python client's tests (tests/test_python_client.py) start the release build/elbod.
+test-python:
+	@$(MAKE) --no-print-directory SANITIZER= build/elbod
+	ELBOD_BIN=build/elbod python3 tests/test_python_client.py
 
 # CK_FORK=no runs every test in one process so that LeakSanitizer sees the whole run; the
 # daemons the e2e suite starts inherit the sanitizer options.
 test-san:
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined build/san/tests/check_elbo \
-		build/san/elbod
-	CK_FORK=no ELBOD_BIN=build/san/elbod ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		build/san/elbod build/san/elboctl build/san/robot_pendulum build/san/robot_cartpole
+	CK_FORK=no ELBOD_BIN=build/san/elbod ELBOCTL_BIN=build/san/elboctl ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/san/tests/check_elbo
 
 check-format:
@@ -140,6 +146,6 @@ clean:
 	rm -rf build
 
 # Benchmarks (bench/*.mk): make bench-train, bench-plan, ...
--include bench/*.mk
+-include bench/*.mk clients/*.mk
 
 -include $(BUILD)/server/main.d $(CORE_OBJS:.o=.d) $(API_OBJS:.o=.d) $(SERVER_OBJS:.o=.d) $(TEST_OBJS:.o=.d)

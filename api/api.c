@@ -508,8 +508,8 @@ static void h_session_open(const api_request *rq, const route_args *ra, api_resp
     svc_act_result_free(&res);
 }
 
-static const char *const session_act_keys[] = {"observation", "reward",      "done",   "mode",
-                                               "explore",     "deadline_ms", "record", NULL};
+static const char *const session_act_keys[] = {
+    "observation", "reward", "done", "truncated", "mode", "explore", "deadline_ms", "record", NULL};
 
 static void h_session_act(const api_request *rq, const route_args *ra, api_response *r)
 {
@@ -527,6 +527,8 @@ static void h_session_act(const api_request *rq, const route_args *ra, api_respo
         rc = -1;
     if (!rc && jd_bool(root, "done", "", 0, &q.done, &e) < 0)
         rc = -1;
+    if (!rc && jd_bool(root, "truncated", "", 0, &q.truncated, &e) < 0)
+        rc = -1;
     if (!rc && jd_bool(root, "record", "", 0, &q.record, &e) < 0)
         rc = -1;
     json_decref(root);
@@ -534,7 +536,7 @@ static void h_session_act(const api_request *rq, const route_args *ra, api_respo
         reply_error(r, &e);
         return;
     }
-    if (q.mode == ACT_MODE_PLAN && !q.done && !rq->can_block) {
+    if (q.mode == ACT_MODE_PLAN && !q.done && !q.truncated && !rq->can_block) {
         r->defer = 1;
         return;
     }

@@ -86,8 +86,9 @@ typedef struct act_request {
     const char *session; /* NULL: stateless (fresh filter state) */
     const float *obs;
     int obs_len;
-    float reward; /* reward of the previous action (sessions; ignored on an episode's first) */
-    int done;     /* the observation ends the episode (sessions) */
+    float reward;  /* reward of the previous action (sessions; ignored on an episode's first) */
+    int done;      /* the observation ends the episode: the environment said so (sessions) */
+    int truncated; /* the episode stops here without ending (a time limit; sessions) */
     act_mode mode;
     int explore;
     double deadline_ms; /* <= 0: none */

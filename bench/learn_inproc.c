@@ -95,6 +95,51 @@ static double env_step(env *e, double u, int *done)
     return (1 + cos(e->s[2])) / 2;
 }
 
+/* The true dynamics as a plan_world: the planner's ceiling with the same search settings. */
+typedef struct true_world {
+    const env *start;
+    env *rows;
+    int n;
+    float scale; /* rewards divided by this, as the agent's normaliser does */
+} true_world;
+
+static void tw_start(void *ctx, int rows)
+{
+    true_world *w = ctx;
+    for (int i = 0; i < rows; i++)
+        w->rows[i] = *w->start;
+}
+
+static void tw_prior(void *ctx, int rows, float *mu, float *std)
+{
+    (void)ctx;
+    for (int i = 0; i < rows; i++) {
+        mu[i] = 0.0f;
+        std[i] = 1.0f;
+    }
+}
+
+static void tw_step(void *ctx, int rows, const float *a, float *reward, float *info, rng_t *rng)
+{
+    true_world *w = ctx;
+    (void)rng;
+    for (int i = 0; i < rows; i++) {
+        int done;
+        double hi = w->rows[i].kind ? 1.0 : 2.0;
+        if (w->rows[i].t < 0) { /* ended: no more reward */
+            reward[i] = 0.0f;
+            if (info)
+                info[i] = 0.0f;
+            continue;
+        }
+        reward[i] = (float)(env_step(&w->rows[i], a[i] * hi, &done) / w->scale);
+        if (done)
+            w->rows[i].t = -1;
+        if (info)
+            info[i] = 0.0f;
+    }
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -118,7 +163,7 @@ int main(int argc, char **argv)
     planner_config p;
     planner_config_defaults(&p);
     double ratio = 2.0;
-    int policy_only = 0;
+    int policy_only = 0, true_model = 0;
     for (int i = 4; i < argc; i++) {
         char k[64];
         double v;
@@ -170,6 +215,8 @@ int main(int argc, char **argv)
             p.policy_fraction = (float)v;
         else if (!strcmp(k, "method"))
             p.method = (plan_method)(int)v;
+        else if (!strcmp(k, "true_model"))
+            true_model = (int)v;
         else if (!strcmp(k, "policy"))
             policy_only = (int)v;
         else
@@ -184,6 +231,7 @@ int main(int argc, char **argv)
     planner_ws *ws = planner_ws_new(&a->model, &p);
     plan_result *pr = plan_result_new(p.horizon, 1, dx);
     plan_state *ps = plan_state_new(p.horizon, 1);
+    plan_search *search = plan_search_new(&p, 1);
     env e = {.kind = kind};
     rng_seed(&e.rng, (uint64_t)seed, 99);
     rng_t prng;
@@ -205,10 +253,23 @@ int main(int argc, char **argv)
             model_filter_step(&a->model, s->params, &s->norm, planner_ws_model(ws), h, z,
                               t ? a_prev : NULL, x, reward, t == 0);
             float act[1], dist[2];
-            if (ep == 0) {
+            if (ep == 0 && !true_model) {
                 act[0] = (float)((2 * rng_uniform(&prng) - 1) * c.act_high[0]);
                 dist[0] = 0;
                 dist[1] = 1;
+            } else if (true_model) {
+                static env rows[20000];
+                true_world tw = {&e, rows, p.population, kind ? 0.3f : 3.0f};
+                plan_world w = {&tw, 1, tw_start, tw_prior, tw_step, NULL};
+                planner_config tp = p;
+                tp.beta_info = 0;
+                tp.beta_action = 0;
+                tp.policy_fraction = 0;
+                tp.init_from_prior = 0;
+                planner_search(&tp, &w, search, ps, 0, 0, &prng, c.act_low, c.act_high, pr);
+                act[0] = pr->action[0];
+                dist[0] = pr->u0_mean[0];
+                dist[1] = pr->u0_std[0];
             } else if (policy_only) {
                 planner_policy(&a->model, s->params, ws, h, z, 0, &prng, act, dist, dist + 1);
             } else {
@@ -240,14 +301,16 @@ int main(int argc, char **argv)
         replay_close_episode(a->replay, id);
         agent_train_stats st = agent_last_stats(a);
         printf("episode %2d return %8.1f steps %3d train_steps %6ld elbo %8.3f obs_nll %7.3f "
-               "rew_nll %7.3f os_nll %7.3f kl %6.3f value %7.4f wall %.1fs (train %.1fs) plan "
+               "rew_nll %7.3f cont %6.3f os_nll %7.3f kl %6.3f value %7.4f wall %.1fs (train "
+               "%.1fs) plan "
                "%.1fms\n",
                ep, ret, steps, a->step, st.terms.elbo, st.terms.obs_nll, st.terms.reward_nll,
-               st.terms.overshoot_nll, st.terms.state_kl, st.terms.value_loss,
+               st.terms.cont_nll, st.terms.overshoot_nll, st.terms.state_kl, st.terms.value_loss,
                (now_ms() - t0) / 1e3, train_ms / 1e3, plans ? plan_ms_sum / plans : 0.0);
         fflush(stdout);
     }
     plan_result_free(pr);
+    plan_search_free(search);
     plan_state_free(ps);
     planner_ws_free(ws);
     agent_free(a);

@@ -431,6 +431,11 @@ int replay_sample(replay_t *r, replay_batch *b, rng_t *rng)
         int start = 0;
         if (e->len > b->L)
             start = (int)rng_below(rng, (uint64_t)(e->len - b->L + 1));
+        /* An episode's end is one step among many, yet it is what the episode-end head and the
+         * value must learn (e.g. a cart leaving its track): a quarter of the sequences drawn from
+         * an episode that ended by itself finish at that end. */
+        if (e->terminal && e->len > b->L && rng_below(rng, 4) == 0)
+            start = e->len - b->L;
         copy_sequence(r, b, bi, e, start);
     }
     pthread_mutex_unlock(&r->lock);

@@ -84,9 +84,10 @@ void replay_close_episode(replay_t *r, uint64_t id);
 replay_batch *replay_batch_new(int B, int L, int dx, int da);
 void replay_batch_free(replay_batch *b);
 
-/* Samples b->B sequences of up to b->L steps, uniformly over steps, copying them into b (padding
- * short episodes with mask 0). Returns 0, or REPLAY_EINVAL when the replay holds fewer than 2
- * steps in any episode, or when the batch's dimensions differ from the replay's. */
+/* Samples b->B sequences of up to b->L steps, uniformly over steps (except that a quarter of
+ * the sequences drawn from an episode that ended with done finish at its end), copying them into b
+ * (padding short episodes with mask 0). Returns 0, or REPLAY_EINVAL when the replay holds fewer
+ * than 2 steps in any episode, or when the batch's dimensions differ from the replay's. */
 int replay_sample(replay_t *r, replay_batch *b, rng_t *rng);
 
 /* Counts, read under the lock. */

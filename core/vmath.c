@@ -68,6 +68,43 @@ static inline float exp_kernel(float x)
     return x != x ? x : y;
 }
 
+/* exp_kernel's polynomial on the reduced argument, scaled by 2^n for -126 <= n <= 127, where 2^n
+ * is one normal float: the single scaling is exact, or the one rounding into the subnormal range,
+ * so it gives what exp_kernel's two factors give. */
+static inline float exp_core(float xc)
+{
+    float n = round_nearest(xc * 1.44269504088896341f);
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float z = r * r;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * z + r + 1.0f;
+    return y * bits_to_float(((int32_t)n + 127) << 23);
+}
+
+/* exp_kernel for x <= 0 or NaN, the same bit for bit with less work (the sigmoid's, SiLU's and
+ * softplus's exp(-|x|)): no overflow side, and the NaN test and the clamp at lo are one select
+ * (x >= lo is false for both). */
+static inline float exp_nonpos_kernel(float x)
+{
+    const float lo = -87.33654022216797f;
+    float y = exp_core(x >= lo ? x : lo);
+    y = x < lo ? 0.0f : y;
+    return x != x ? x : y;
+}
+
+/* exp_kernel for 0 <= x <= 18 or NaN (tanh's exp(2|x|)), the same bit for bit: no clamp. */
+static inline float exp_small_kernel(float x)
+{
+    float y = exp_core(x == x ? x : 0.0f);
+    return x != x ? x : y;
+}
+
 static inline float log_kernel(float x)
 {
     int32_t bits = float_to_bits(x);
@@ -108,14 +145,14 @@ static inline float tanh_kernel(float x)
     p = p * z + -3.33332819422e-1f;
     float small = p * z * x + x;
     float ac = ax > 9.0f ? 9.0f : ax;
-    float big = 1.0f - 2.0f / (exp_kernel(ac + ac) + 1.0f);
+    float big = 1.0f - 2.0f / (exp_small_kernel(ac + ac) + 1.0f);
     big = copysignf(big, x);
     return ax < 0.625f ? small : big;
 }
 
 static inline float sigmoid_kernel(float x)
 {
-    float e = exp_kernel(-fabsf(x));
+    float e = exp_nonpos_kernel(-fabsf(x));
     float s = 1.0f / (1.0f + e);
     return x >= 0.0f ? s : e * s;
 }
@@ -163,7 +200,7 @@ VM_CLONES void vm_softplus(float *y, const float *x, size_t n)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float pos = v > 0.0f ? v : 0.0f;
-        y[i] = pos + log1p_small(exp_kernel(-fabsf(v)));
+        y[i] = pos + log1p_small(exp_nonpos_kernel(-fabsf(v)));
     }
 }
 

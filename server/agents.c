@@ -927,14 +927,16 @@ int svc_act(const act_request *q, act_result *out, svc_error *e)
         model_filter_step(m, snap->params, &snap->norm, mws, s->h, s->z,
                           first ? NULL : s->last_action, q->obs, q->reward, first);
         out->episode_step = s->step;
-        if (q->done) {
-            /* The episode ends at this observation: record it, answer with the policy's action
-             * (the client resets its environment), and start a new episode next call. */
+        if (q->done || q->truncated) {
+            /* The episode ends (done) or stops (truncated, e.g. a time limit) at this
+             * observation: record it without an action, answer with the policy's action (the
+             * client resets its environment), and start a new episode next call. */
             act_request pq = *q;
             pq.mode = ACT_MODE_POLICY;
             choose(h, snap, &spec, ws, s->h, s->z, NULL, &pq, &s->rng, out, dist);
             if (q->record)
-                record_step(h, s, q->obs, q->reward, NULL, NULL, 1);
+                record_step(h, s, q->obs, q->reward, NULL, NULL, q->done);
+            replay_close_episode(h->agent->replay, s->episode_id);
             out->episode_done = 1;
             s->step = 0;
             s->episode_id = store_next_episode_id(reg.store);

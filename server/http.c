@@ -285,7 +285,11 @@ int http_start(const daemon_config *cfg, int *bound_port)
     socklen_t sl;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll(), not epoll: with epoll, MHD_quiesce_daemon (http_stop) races with the polling
+     * threads over removing the listen socket from their epoll sets, and the loser aborts the
+     * process ("Failed to remove listen FD from epoll set", libmicrohttpd 0.9.75): SIGTERM
+     * would now and then end in SIGABRT before the shutdown checkpoint. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     const char *host = cfg->host;
     if (strcmp(host, "localhost") == 0)

@@ -43,7 +43,7 @@ START_TEST(test_layout_offsets_aligned)
     const size_t want[] = {0, 16, 32, 64, 64, 176, 192, 208, 240};
     const size_t n = sizeof counts / sizeof counts[0];
     for (size_t i = 0; i < n; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "g%zu", i);
         size_t off = params_layout_add(&l, name, counts[i]);
         ck_assert_uint_eq(off, want[i]);
@@ -64,7 +64,7 @@ START_TEST(test_layout_random_counts)
     params_layout_init(&l);
     size_t sum = 0;
     for (int i = 0; i < PARAMS_MAX_GROUPS; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "layer%d", i);
         size_t count = (size_t)rng_below(&r, 5000);
         size_t off = params_layout_add(&l, name, count);
@@ -126,7 +126,7 @@ START_TEST(test_layout_full)
     param_layout l;
     params_layout_init(&l);
     for (int i = 0; i < PARAMS_MAX_GROUPS; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "g%d", i);
         ck_assert_uint_eq(params_layout_add(&l, name, 3), (size_t)i * 16);
     }

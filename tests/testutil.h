@@ -47,5 +47,7 @@ Suite *replay_suite(void);
 Suite *agent_suite(void);
 Suite *planner_suite(void);
 Suite *store_suite(void);
+Suite *e2e_suite(void);
+Suite *clients_suite(void);
 
 #endif
