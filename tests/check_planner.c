@@ -665,7 +665,6 @@ START_TEST(test_deadline_honoured)
     p.iterations = 50;
     latent_fixture f;
     latent_init(&f, &p, -1.0f, 1.0f);
-    const double deadline = 15.0;
 
     /* A plan of one iteration (with the prior's rollout and the final predictions, which the
      * deadline also covers), measured separately: the slowest of three. */
@@ -676,6 +675,9 @@ START_TEST(test_deadline_honoured)
         one = fmax(one, f.out->ms);
     }
     f.p.iterations = 50;
+    /* 15 ms, or three one-iteration plans where one takes longer (a loaded machine), so that at
+     * least one iteration fits and several do not. */
+    const double deadline = fmax(15.0, 3.0 * one);
 
     /* The planner stops when the next iteration would not fit, so it ends within the deadline
      * plus the predictions, or after one iteration when a single one does not fit. Generous
