@@ -18,10 +18,10 @@ void planner_config_defaults(planner_config *p)
 {
     memset(p, 0, sizeof *p);
     p->method = PLAN_MPPI;
-    p->horizon = 15;
-    p->population = 200;
-    p->iterations = 4;
-    p->elites = 20;
+    p->horizon = 25;
+    p->population = 128;
+    p->iterations = 3;
+    p->elites = 16;
     p->policy_fraction = 0.1f;
     p->temperature = 1.0f;
     p->beta_info = 0.1f;
