@@ -5,7 +5,7 @@
 
 SHELL := /bin/sh
 CC ?= cc
-PKGS := openblas jansson libmicrohttpd sqlite3 libcurl
+PKGS := openblas jansson libmicrohttpd sqlite3 libcurl libsystemd nettle
 SANITIZER ?=
 
 ifeq ($(SANITIZER),)
@@ -60,7 +60,11 @@ help:
 	@echo "make             build build/elbod and the test runner"
 	@echo "make test        deps, format and layering checks, tests, then the ASan+UBSan tests"
 	@echo "make test-unit   only the release test run (CK_RUN_SUITE=name picks one suite)"
+	@echo "make fuzz        the libFuzzer targets, FUZZ_SECONDS (600) each (tests/fuzz/fuzz.mk)"
+	@echo "make crash-test  SIGKILL elbod 20 times under load: nothing acknowledged may be lost"
+	@echo "make test-browser  the dashboard and the game in headless Chromium (web/web.mk)"
 	@echo "make format      apply .clang-format to every C file"
+	@echo "make install     install under PREFIX (/usr/local) and DESTDIR (deploy.mk); make uninstall"
 	@echo "make clean       remove build/"
 
 deps:
@@ -107,7 +111,11 @@ $(CHECK_BIN): $(TEST_OBJS) $(SERVER_LIB) $(CORE_LIB)
 test: deps
 	@$(MAKE) --no-print-directory check-format check-layering
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory test-deploy
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-fuzz
+	@$(MAKE) --no-print-directory crash-test
+	@$(MAKE) --no-print-directory test-browser
 	@$(MAKE) --no-print-directory test-san
 
 # The end-to-end suite (tests/check_e2e.c) starts the elbod named by ELBOD_BIN: the one of the
@@ -147,5 +155,8 @@ clean:
 
 # Benchmarks (bench/*.mk): make bench-train, bench-plan, ...
 -include bench/*.mk clients/*.mk
+-include tests/fuzz/fuzz.mk tests/crash.mk
+-include web/web.mk
+-include deploy.mk
 
 -include $(BUILD)/server/main.d $(CORE_OBJS:.o=.d) $(API_OBJS:.o=.d) $(SERVER_OBJS:.o=.d) $(TEST_OBJS:.o=.d)

@@ -16,6 +16,7 @@
 #include "config_json.h"
 #include "json.h"
 #include "service.h"
+#include "webui.h"
 
 int svc_fail(svc_error *e, int status, const char *code, const char *field, const char *fmt, ...)
 {
@@ -57,14 +58,29 @@ static void reply_json(api_response *r, int status, json_t *v)
     set_body(r, status, t, "application/json");
 }
 
+/* A JSON string of s even when s is not valid UTF-8 (a path segment with %FF in it, a message
+ * cut in the middle of a character), where json_string gives NULL: bytes >= 0x80 become '?'. */
+static json_t *text_json(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    char buf[512];
+    size_t n = 0;
+    for (; s[n] && n < sizeof buf - 1; n++)
+        buf[n] = (unsigned char)s[n] >= 0x80 ? '?' : s[n];
+    buf[n] = '\0';
+    return json_string(buf);
+}
+
 void api_error(api_response *resp, int status, const char *code, const char *field,
                const char *message)
 {
     json_t *err = json_object();
     json_object_set_new(err, "code", json_string(code));
-    json_object_set_new(err, "message", json_string(message));
+    json_object_set_new(err, "message", text_json(message));
     if (field && *field)
-        json_object_set_new(err, "field", json_string(field));
+        json_object_set_new(err, "field", text_json(field));
     json_t *root = json_object();
     json_object_set_new(root, "error", err);
     char *t = json_dumps(root, JSON_COMPACT);
@@ -237,6 +253,56 @@ static json_t *act_json(const api_request *rq, const act_result *res)
         json_object_set_new(o, "plan", pl);
     }
     return o;
+}
+
+/* The act response without a plan, written directly: the same bytes as
+ * json_dumps(act_json(rq, res), JSON_COMPACT | JSON_REAL_PRECISION(7)), several times faster
+ * (policy acts are answered on the HTTP threads). NULL when it cannot (then act_json is used). */
+static char *act_text(const api_request *rq, const act_result *res)
+{
+    if (res->plan)
+        return NULL;
+    jw w = {0};
+    JW_LIT(&w, "{\"action\":");
+    jw_floats(&w, res->action, res->act_dim);
+    JW_LIT(&w, ",\"model_version\":");
+    jw_int(&w, res->model_version);
+    JW_LIT(&w, ",\"request_id\":");
+    jw_str(&w, rq->request_id ? rq->request_id : "");
+    if (res->mode == ACT_MODE_POLICY)
+        JW_LIT(&w, ",\"mode\":\"policy\"");
+    else
+        JW_LIT(&w, ",\"mode\":\"plan\"");
+    if (res->degraded)
+        JW_LIT(&w, ",\"degraded\":true");
+    else
+        JW_LIT(&w, ",\"degraded\":false");
+    JW_LIT(&w, ",\"iterations\":");
+    jw_int(&w, res->iterations);
+    JW_LIT(&w, ",\"plan_ms\":");
+    jw_real(&w, res->plan_ms);
+    if (res->session_id[0]) {
+        JW_LIT(&w, ",\"session_id\":");
+        jw_str(&w, res->session_id);
+        JW_LIT(&w, ",\"episode_step\":");
+        jw_int(&w, res->episode_step);
+        if (res->episode_done)
+            JW_LIT(&w, ",\"episode_done\":true");
+        else
+            JW_LIT(&w, ",\"episode_done\":false");
+    }
+    JW_LIT(&w, "}");
+    return jw_finish(&w);
+}
+
+/* Sends an act response (200, or 201 for a session's first act). */
+static void reply_act(api_response *r, int status, const api_request *rq, const act_result *res)
+{
+    char *t = act_text(rq, res);
+    if (t)
+        set_body(r, status, t, "application/json");
+    else
+        reply_json(r, status, act_json(rq, res));
 }
 
 /* ---- handlers ----------------------------------------------------------------------------- */
@@ -431,7 +497,7 @@ static void h_act(const api_request *rq, const route_args *ra, api_response *r)
         reply_error(r, &e);
         return;
     }
-    reply_json(r, 200, act_json(rq, &res));
+    reply_act(r, 200, rq, &res);
     svc_act_result_free(&res);
 }
 
@@ -467,7 +533,7 @@ static void h_plan(const api_request *rq, const route_args *ra, api_response *r)
         reply_error(r, &e);
         return;
     }
-    reply_json(r, 200, act_json(rq, &res));
+    reply_act(r, 200, rq, &res);
     svc_act_result_free(&res);
 }
 
@@ -503,7 +569,7 @@ static void h_session_open(const api_request *rq, const route_args *ra, api_resp
         json_object_set_new(o, "request_id", json_string(rq->request_id ? rq->request_id : ""));
         reply_json(r, 201, o);
     } else {
-        reply_json(r, 201, act_json(rq, &res));
+        reply_act(r, 201, rq, &res);
     }
     svc_act_result_free(&res);
 }
@@ -544,7 +610,7 @@ static void h_session_act(const api_request *rq, const route_args *ra, api_respo
         reply_error(r, &e);
         return;
     }
-    reply_json(r, 200, act_json(rq, &res));
+    reply_act(r, 200, rq, &res);
     svc_act_result_free(&res);
 }
 
@@ -816,6 +882,93 @@ static void h_training_post(const api_request *rq, const route_args *ra, api_res
     reply_json(r, 200, training_json(&st));
 }
 
+/* ---- episode returns reported by clients ------------------------------------------------- */
+
+static json_t *episode_json(const episode_report *ep)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "index", json_integer(ep->index));
+    json_object_set_new(o, "return", je_real(ep->ret));
+    json_object_set_new(o, "steps", json_integer(ep->steps));
+    json_object_set_new(o, "model_version", json_integer(ep->model_version));
+    json_object_set_new(o, "time", json_integer((json_int_t)ep->time));
+    return o;
+}
+
+static const char *const report_keys[] = {"return", "steps", NULL};
+
+static void h_episode_report(const api_request *rq, const route_args *ra, api_response *r)
+{
+    json_t *root = parse_body(rq, r, 0);
+    if (!root)
+        return;
+    svc_error e = {0};
+    double ret = 0.0;
+    int steps = 0;
+    episode_report ep;
+    int rc = jd_check_keys(root, report_keys, "", &e);
+    if (!rc && jd_double(root, "return", "", 1, -1e30, 1e30, &ret, &e) < 0)
+        rc = -1;
+    if (!rc && jd_int(root, "steps", "", 0, 0, 1000000000L, &steps, &e) < 0)
+        rc = -1;
+    json_decref(root);
+    if (!rc)
+        rc = svc_episode_report(ra->name, ret, steps, &ep, &e);
+    if (rc) {
+        reply_error(r, &e);
+        return;
+    }
+    reply_json(r, 200, episode_json(&ep));
+}
+
+static void h_episodes_get(const api_request *rq, const route_args *ra, api_response *r)
+{
+    (void)rq;
+    svc_error e = {0};
+    episode_report *eps = malloc(sizeof *eps * SVC_EPISODES_MAX);
+    int n = 0;
+    long total = 0;
+    if (!eps) {
+        api_error(r, 503, "out_of_memory", NULL, "out of memory");
+        return;
+    }
+    if (svc_episode_list(ra->name, eps, SVC_EPISODES_MAX, &n, &total, &e)) {
+        free(eps);
+        reply_error(r, &e);
+        return;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, episode_json(&eps[i]));
+    free(eps);
+    json_t *o = json_object();
+    json_object_set_new(o, "episodes", arr);
+    json_object_set_new(o, "total", json_integer(total));
+    reply_json(r, 200, o);
+}
+
+/* ---- the dashboard's static files (api/webui.h) ------------------------------------------ */
+
+static void h_ui(const api_request *rq, const route_args *ra, api_response *r)
+{
+    (void)rq;
+    const web_asset *a = web_asset_find(ra->id[0] ? ra->id : "index.html");
+    char *body = a ? malloc(a->len + 1) : NULL;
+    if (!a || !body) {
+        free(body);
+        api_error(r, a ? 503 : 404, a ? "out_of_memory" : "not_found", NULL,
+                  a ? "out of memory" : "no such file in the dashboard");
+        return;
+    }
+    memcpy(body, a->data, a->len);
+    free(r->body);
+    r->status = 200;
+    r->body = body;
+    r->body_len = a->len;
+    r->content_type = a->content_type;
+    r->cache_control = a->cache_control;
+}
+
 static void h_ckpt_get(const api_request *rq, const route_args *ra, api_response *r)
 {
     (void)rq;
@@ -866,28 +1019,35 @@ typedef struct route {
     const char *pattern;
     handler_fn fn;
     run_kind run;
+    svc_role role; /* the API key's role the route needs (README, Authentication) */
 } route;
 
 static const route routes[] = {
-    {"GET", "/healthz", h_healthz, RUN_INLINE},
-    {"GET", "/readyz", h_readyz, RUN_INLINE},
-    {"GET", "/metrics", h_metrics, RUN_INLINE},
-    {"GET", "/v1/version", h_version, RUN_INLINE},
-    {"POST", "/v1/agents", h_agent_create, RUN_WORKER},
-    {"GET", "/v1/agents", h_agent_list, RUN_INLINE},
-    {"GET", "/v1/agents/{name}", h_agent_get, RUN_INLINE},
-    {"PATCH", "/v1/agents/{name}", h_agent_patch, RUN_WORKER},
-    {"DELETE", "/v1/agents/{name}", h_agent_delete, RUN_WORKER},
-    {"POST", "/v1/agents/{name}/act", h_act, RUN_DECIDE},
-    {"POST", "/v1/agents/{name}/plan", h_plan, RUN_WORKER},
-    {"POST", "/v1/agents/{name}/sessions", h_session_open, RUN_DECIDE},
-    {"POST", "/v1/agents/{name}/sessions/{id}/act", h_session_act, RUN_DECIDE},
-    {"DELETE", "/v1/agents/{name}/sessions/{id}", h_session_close, RUN_INLINE},
-    {"POST", "/v1/agents/{name}/transitions", h_transitions, RUN_WORKER},
-    {"GET", "/v1/agents/{name}/training", h_training_get, RUN_INLINE},
-    {"POST", "/v1/agents/{name}/training", h_training_post, RUN_INLINE},
-    {"GET", "/v1/agents/{name}/checkpoint", h_ckpt_get, RUN_WORKER},
-    {"PUT", "/v1/agents/{name}/checkpoint", h_ckpt_put, RUN_WORKER},
+    {"GET", "/healthz", h_healthz, RUN_INLINE, SVC_ROLE_NONE},
+    {"GET", "/readyz", h_readyz, RUN_INLINE, SVC_ROLE_NONE},
+    {"GET", "/metrics", h_metrics, RUN_INLINE, SVC_ROLE_ACT},
+    {"GET", "/v1/version", h_version, RUN_INLINE, SVC_ROLE_ACT},
+    {"POST", "/v1/agents", h_agent_create, RUN_WORKER, SVC_ROLE_ADMIN},
+    {"GET", "/v1/agents", h_agent_list, RUN_INLINE, SVC_ROLE_ACT},
+    {"GET", "/v1/agents/{name}", h_agent_get, RUN_INLINE, SVC_ROLE_ACT},
+    {"PATCH", "/v1/agents/{name}", h_agent_patch, RUN_WORKER, SVC_ROLE_ADMIN},
+    {"DELETE", "/v1/agents/{name}", h_agent_delete, RUN_WORKER, SVC_ROLE_ADMIN},
+    {"POST", "/v1/agents/{name}/act", h_act, RUN_DECIDE, SVC_ROLE_ACT},
+    {"POST", "/v1/agents/{name}/plan", h_plan, RUN_WORKER, SVC_ROLE_ACT},
+    {"POST", "/v1/agents/{name}/sessions", h_session_open, RUN_DECIDE, SVC_ROLE_ACT},
+    {"POST", "/v1/agents/{name}/sessions/{id}/act", h_session_act, RUN_DECIDE, SVC_ROLE_ACT},
+    {"DELETE", "/v1/agents/{name}/sessions/{id}", h_session_close, RUN_INLINE, SVC_ROLE_ACT},
+    {"POST", "/v1/agents/{name}/transitions", h_transitions, RUN_WORKER, SVC_ROLE_TRAIN},
+    {"GET", "/v1/agents/{name}/training", h_training_get, RUN_INLINE, SVC_ROLE_ACT},
+    {"POST", "/v1/agents/{name}/training", h_training_post, RUN_INLINE, SVC_ROLE_TRAIN},
+    {"GET", "/v1/agents/{name}/checkpoint", h_ckpt_get, RUN_WORKER, SVC_ROLE_ADMIN},
+    {"PUT", "/v1/agents/{name}/checkpoint", h_ckpt_put, RUN_WORKER, SVC_ROLE_ADMIN},
+    {"POST", "/v1/agents/{name}/episodes/report", h_episode_report, RUN_INLINE, SVC_ROLE_ACT},
+    {"GET", "/v1/agents/{name}/episodes", h_episodes_get, RUN_INLINE, SVC_ROLE_ACT},
+    /* The dashboard's static files: to stay open when API keys are required (a browser sends no
+     * token when it loads a page; the pages send it with their own API calls). */
+    {"GET", "/", h_ui, RUN_INLINE, SVC_ROLE_NONE},
+    {"GET", "/ui/{file}", h_ui, RUN_INLINE, SVC_ROLE_NONE},
 };
 
 /* Matches path against pattern; captures {name} and {id}. 1 on a match. */
@@ -917,26 +1077,84 @@ static int match(const char *pattern, const char *path, route_args *ra)
     return *p == '\0' && *s == '\0';
 }
 
+/* The route a request is for, with its captures; NULL when none has that method, with
+ * *path_matched set when one has the path. */
+static const route *route_find(const char *method, const char *path, route_args *ra,
+                               int *path_matched)
+{
+    *path_matched = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        memset(ra, 0, sizeof *ra);
+        if (!match(routes[i].pattern, path, ra))
+            continue;
+        *path_matched = 1;
+        if (strcmp(routes[i].method, method) == 0)
+            return &routes[i];
+    }
+    return NULL;
+}
+
+/* Checks the request's API key against the role the route needs (before deferring, so that a
+ * refused request never waits for a worker). 1 when it may go on; 0 with a 401 or 403 in r. */
+static int authorized(const api_request *rq, const route *rt, api_response *r)
+{
+    if (rt->role == SVC_ROLE_NONE)
+        return 1;
+    int st = svc_authorize(rq->authorization, rt->role);
+    if (st == 0)
+        return 1;
+    if (st == 403) {
+        static const char *const need[] = {"", "'act' or above", "'train' or above", "'admin'"};
+        char msg[160];
+        snprintf(msg, sizeof msg, "this API key's role may not do this: it needs the role %s",
+                 need[rt->role]);
+        api_error(r, 403, "forbidden", NULL, msg);
+        return 0;
+    }
+    api_error(r, 401, "unauthorized", NULL,
+              "this route needs an API key, sent as Authorization: Bearer <key>; none was sent, "
+              "or it is not a known key");
+    r->www_authenticate = "Bearer realm=\"elbod\"";
+    return 0;
+}
+
+int api_route_role(const char *method, const char *path)
+{
+    route_args ra;
+    int path_matched;
+    const route *rt = route_find(method, path, &ra, &path_matched);
+    return rt ? (int)rt->role : (int)SVC_ROLE_NONE;
+}
+
+int api_route_at(size_t i, const char **method, const char **pattern, int *role)
+{
+    if (i >= sizeof routes / sizeof routes[0])
+        return -1;
+    *method = routes[i].method;
+    *pattern = routes[i].pattern;
+    *role = (int)routes[i].role;
+    return 0;
+}
+
 void api_handle(const api_request *rq, api_response *r)
 {
     r->defer = 0;
     r->retry_after = 0;
+    r->cache_control = NULL;
+    r->www_authenticate = NULL;
     r->route = "unmatched";
     route_args ra;
     int path_matched = 0;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        memset(&ra, 0, sizeof ra);
-        if (!match(routes[i].pattern, rq->path, &ra))
-            continue;
-        path_matched = 1;
-        if (strcmp(routes[i].method, rq->method) != 0)
-            continue;
-        r->route = routes[i].pattern;
-        if (routes[i].run == RUN_WORKER && !rq->can_block) {
+    const route *rt = route_find(rq->method, rq->path, &ra, &path_matched);
+    if (rt) {
+        r->route = rt->pattern;
+        if (!authorized(rq, rt, r))
+            return;
+        if (rt->run == RUN_WORKER && !rq->can_block) {
             r->defer = 1;
             return;
         }
-        routes[i].fn(rq, &ra, r);
+        rt->fn(rq, &ra, r);
         return;
     }
     if (path_matched)

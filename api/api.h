@@ -17,7 +17,8 @@ typedef struct api_request {
     const char *content_type; /* NULL when absent */
     const char *body;         /* NULL when empty */
     size_t body_len;
-    const char *request_id; /* set by the server, echoed in responses */
+    const char *request_id;    /* set by the server, echoed in responses */
+    const char *authorization; /* Authorization header; NULL when absent or keys are off */
     int can_block;
 } api_request;
 
@@ -25,15 +26,25 @@ typedef struct api_response {
     int status;
     char *body; /* malloc'd; freed by api_response_free */
     size_t body_len;
-    const char *content_type; /* static string */
-    int retry_after;          /* seconds for a Retry-After header, 0 for none */
-    int defer;                /* run again on a worker thread */
-    const char *route;        /* the matched route pattern for metrics ("unmatched" otherwise) */
+    const char *content_type;     /* static string */
+    int retry_after;              /* seconds for a Retry-After header, 0 for none */
+    const char *cache_control;    /* static string for a Cache-Control header, NULL for none */
+    const char *www_authenticate; /* static string for a WWW-Authenticate header (401) or NULL */
+    int defer;                    /* run again on a worker thread */
+    const char *route; /* the matched route pattern for metrics ("unmatched" otherwise) */
 } api_response;
 
 /* Routes and handles one request, filling resp (its previous contents are overwritten). */
 void api_handle(const api_request *req, api_response *resp);
 void api_response_free(api_response *resp);
+
+/* The role (svc_role) the route that method and path match needs; SVC_ROLE_NONE when none
+ * matches. Lets the server refuse a request before reading its body (api_handle checks too). */
+int api_route_role(const char *method, const char *path);
+
+/* The route table, for tests: the i-th route's method, pattern and the role (svc_role) it needs.
+ * 0, or -1 when i is past the end. */
+int api_route_at(size_t i, const char **method, const char **pattern, int *role);
 
 /* An error response in the project's shape: {"error": {"code", "message", "field"}}. */
 void api_error(api_response *resp, int status, const char *code, const char *field,

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void path(char *out, size_t n, const char *where, const char *key)
@@ -59,15 +60,21 @@ int jd_double(json_t *obj, const char *key, const char *where, int required, dou
     json_t *v = get(obj, key, where, required, &rc, e);
     if (!v)
         return rc;
+    /* The field's path is formatted only for an error (the checks run on every request). */
     char f[64];
-    path(f, sizeof f, where, key);
-    if (!json_is_number(v))
+    if (!json_is_number(v)) {
+        path(f, sizeof f, where, key);
         return svc_fail(e, 422, "invalid_type", f, "'%s' must be a number", f);
+    }
     double d = json_number_value(v);
-    if (!isfinite(d))
+    if (!isfinite(d)) {
+        path(f, sizeof f, where, key);
         return svc_fail(e, 422, "non_finite_number", f, "'%s' must be finite", f);
-    if (d < lo || d > hi)
+    }
+    if (d < lo || d > hi) {
+        path(f, sizeof f, where, key);
         return svc_fail(e, 422, "out_of_range", f, "'%s' must be between %g and %g", f, lo, hi);
+    }
     *out = d;
     return 1;
 }
@@ -96,12 +103,15 @@ int jd_int(json_t *obj, const char *key, const char *where, int required, long l
     if (!v)
         return rc;
     char f[64];
-    path(f, sizeof f, where, key);
-    if (!json_is_integer(v))
+    if (!json_is_integer(v)) {
+        path(f, sizeof f, where, key);
         return svc_fail(e, 422, "invalid_type", f, "'%s' must be an integer", f);
+    }
     json_int_t i = json_integer_value(v);
-    if (i < lo || i > hi)
+    if (i < lo || i > hi) {
+        path(f, sizeof f, where, key);
         return svc_fail(e, 422, "out_of_range", f, "'%s' must be between %ld and %ld", f, lo, hi);
+    }
     *out = (int)i;
     return 1;
 }
@@ -129,12 +139,15 @@ int jd_string(json_t *obj, const char *key, const char *where, int required, siz
     if (!v)
         return rc;
     char f[64];
-    path(f, sizeof f, where, key);
-    if (!json_is_string(v))
+    if (!json_is_string(v)) {
+        path(f, sizeof f, where, key);
         return svc_fail(e, 422, "invalid_type", f, "'%s' must be a string", f);
-    if (json_string_length(v) > max_len)
+    }
+    if (json_string_length(v) > max_len) {
+        path(f, sizeof f, where, key);
         return svc_fail(e, 422, "out_of_range", f, "'%s' is longer than %zu characters", f,
                         max_len);
+    }
     *out = json_string_value(v);
     return 1;
 }
@@ -186,4 +199,140 @@ json_t *je_matrix(const float *x, int rows, int cols)
     for (int r = 0; r < rows; r++)
         json_array_append_new(a, je_floats(x + (size_t)r * cols, cols));
     return a;
+}
+
+/* ---- direct writer --------------------------------------------------------------------------- */
+
+static int jw_reserve(jw *w, size_t n)
+{
+    if (w->failed)
+        return -1;
+    if (w->len + n + 1 <= w->cap)
+        return 0;
+    size_t cap = w->cap ? w->cap : 256;
+    while (cap < w->len + n + 1)
+        cap *= 2;
+    char *p = realloc(w->p, cap);
+    if (!p) {
+        w->failed = 1;
+        return -1;
+    }
+    w->p = p;
+    w->cap = cap;
+    return 0;
+}
+
+void jw_raw(jw *w, const char *s, size_t n)
+{
+    if (jw_reserve(w, n))
+        return;
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+    w->p[w->len] = '\0';
+}
+
+void jw_str(jw *w, const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] < 0x20 || (unsigned char)s[n] >= 0x7f || s[n] == '"' ||
+            s[n] == '\\') {
+            w->failed = 1; /* escapes and UTF-8 checks: left to Jansson */
+            return;
+        }
+    if (jw_reserve(w, n + 2))
+        return;
+    w->p[w->len++] = '"';
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+    w->p[w->len++] = '"';
+    w->p[w->len] = '\0';
+}
+
+/* Jansson's jsonp_dtostr (the snprintf version, with precision 7) and its real dump. */
+void jw_real(jw *w, double v)
+{
+    if (!isfinite(v)) {
+        jw_raw(w, "null", 4);
+        return;
+    }
+    if (v == 0.0) { /* plan_ms of every policy act: "%.7g" gives "0" or "-0" */
+        if (signbit(v))
+            JW_LIT(w, "-0.0");
+        else
+            JW_LIT(w, "0.0");
+        return;
+    }
+    char buf[100];
+    int n = snprintf(buf, sizeof buf, "%.7g", v);
+    if (n < 0 || (size_t)n >= sizeof buf - 3) {
+        w->failed = 1;
+        return;
+    }
+    size_t len = (size_t)n;
+    /* %g writes digits, '-', '+', 'e' and the locale's decimal point, which Jansson turns into
+     * '.' (elbod never changes the "C" locale; this keeps the same bytes if it did). */
+    for (size_t i = 0; i < len; i++)
+        if (!((buf[i] >= '0' && buf[i] <= '9') || buf[i] == '-' || buf[i] == '+' || buf[i] == 'e' ||
+              buf[i] == '.')) {
+            buf[i] = '.';
+            break;
+        }
+    if (!memchr(buf, '.', len) && !memchr(buf, 'e', len)) {
+        buf[len++] = '.';
+        buf[len++] = '0';
+        buf[len] = '\0';
+    }
+    /* No '+' and no leading zeros in the exponent. */
+    char *start = memchr(buf, 'e', len);
+    if (start) {
+        start++;
+        char *end = start + 1;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, len - (size_t)(end - buf));
+            len -= (size_t)(end - start);
+        }
+    }
+    jw_raw(w, buf, len);
+}
+
+void jw_int(jw *w, long long v)
+{
+    char buf[24];
+    char *e = buf + sizeof buf, *p = e;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    jw_raw(w, p, (size_t)(e - p));
+}
+
+void jw_floats(jw *w, const float *x, int n)
+{
+    jw_raw(w, "[", 1);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            jw_raw(w, ",", 1);
+        jw_real(w, x[i]);
+    }
+    jw_raw(w, "]", 1);
+}
+
+char *jw_finish(jw *w)
+{
+    if (w->failed || jw_reserve(w, 0)) {
+        free(w->p);
+        *w = (jw){0};
+        return NULL;
+    }
+    char *t = w->p;
+    *w = (jw){0};
+    return t;
 }

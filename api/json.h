@@ -37,4 +37,28 @@ json_t *je_matrix(const float *x, int rows, int cols);
 /* A real that is null when not finite. New reference. */
 json_t *je_real(double v);
 
+/* ---- a direct writer for the hottest responses (act) --------------------------------------
+ *
+ * Writes the bytes json_dumps(..., JSON_COMPACT | JSON_REAL_PRECISION(7)) writes for the same
+ * values, without building Jansson values (allocations, a hash table per object) first. */
+typedef struct jw {
+    char *p;
+    size_t len, cap;
+    int failed; /* out of memory, or a string this writer does not handle: use Jansson */
+} jw;
+
+/* Appends n bytes as they are; JW_LIT a string literal. */
+void jw_raw(jw *w, const char *s, size_t n);
+#define JW_LIT(w, lit) jw_raw((w), "" lit, sizeof(lit) - 1)
+/* A string of printable ASCII (anything else fails the writer; Jansson then escapes it). */
+void jw_str(jw *w, const char *s);
+/* A real as Jansson writes it with precision 7 (null when not finite, as je_real). */
+void jw_real(jw *w, double v);
+/* An integer (json_int_t). */
+void jw_int(jw *w, long long v);
+/* An array of n floats, each as jw_real (je_floats). */
+void jw_floats(jw *w, const float *x, int n);
+/* The NUL-terminated text (owned by the caller), or NULL when the writer failed (then freed). */
+char *jw_finish(jw *w);
+
 #endif

@@ -141,6 +141,26 @@ int svc_checkpoint_export(const char *agent, unsigned char **buf, size_t *len, l
 int svc_checkpoint_import(const char *agent, const unsigned char *buf, size_t len, long *step,
                           svc_error *e);
 
+/* ---- episode returns reported by clients ---- */
+/* Kept in memory only: the last SVC_EPISODES_MAX reports of each agent, lost when the agent is
+ * deleted or the daemon restarts. */
+#define SVC_EPISODES_MAX 1000
+
+typedef struct episode_report {
+    long index;         /* 0, 1, ...: the order of the agent's reports */
+    double ret;         /* the episode's return */
+    long steps;         /* its length in steps */
+    long model_version; /* the agent's model version when it was reported */
+    double time;        /* when it was reported, Unix seconds */
+} episode_report;
+
+int svc_episode_report(const char *agent, double ret, long steps, episode_report *out,
+                       svc_error *e);
+/* Copies the agent's last reports (at most max, oldest first) to out; *n is how many, *total
+ * how many the agent received in all. */
+int svc_episode_list(const char *agent, episode_report *out, int max, int *n, long *total,
+                     svc_error *e);
+
 /* ---- daemon ---- */
 int svc_ready(void);
 /* Prometheus text; malloc'd. */
@@ -154,5 +174,18 @@ typedef struct svc_limits {
     long max_steps_per_request;
 } svc_limits;
 svc_limits svc_get_limits(void);
+
+/* ---- authentication (server/auth.c) ---- */
+/* The role a route needs; an API key's role includes the ones below it (admin > train > act). */
+typedef enum svc_role {
+    SVC_ROLE_NONE = 0, /* public: no key needed */
+    SVC_ROLE_ACT,      /* act, plan, sessions, reads */
+    SVC_ROLE_TRAIN,    /* submit transitions, pause and resume training */
+    SVC_ROLE_ADMIN     /* create, change and delete agents, checkpoints */
+} svc_role;
+/* Whether a request with this Authorization header value (NULL when absent) may use a route that
+ * needs `need`: 0 yes (always when the daemon has no keys file, or need is SVC_ROLE_NONE), 401
+ * no key, a malformed header or an unknown key, 403 a known key whose role is below `need`. */
+int svc_authorize(const char *authorization, svc_role need);
 
 #endif

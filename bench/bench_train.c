@@ -230,10 +230,10 @@ static int write_dump(agent_t *a, const char *path)
     dump_put(&d, "eps_q", eps, n_q);
     dump_put(&d, "eps_os", eps + n_q, n_os);
     dump_put(&d, "eps_info", eps + n_q + n_os, n_info);
-    float terms[8] = {(float)t.loss,       (float)t.obs_nll,       (float)t.reward_nll,
+    float terms[9] = {(float)t.loss,       (float)t.obs_nll,       (float)t.reward_nll,
                       (float)t.state_kl,   (float)t.overshoot_nll, (float)t.info_gain,
-                      (float)t.actor_loss, (float)t.value_loss};
-    dump_put(&d, "terms", terms, 8);
+                      (float)t.actor_loss, (float)t.value_loss,    (float)t.cont_nll};
+    dump_put(&d, "terms", terms, 9);
     /* The header, a `data` line, then the arrays: one file. */
     fprintf(d.head, "data\n");
     rewind(d.data);

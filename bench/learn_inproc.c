@@ -275,6 +275,15 @@ int main(int argc, char **argv)
             } else {
                 double p0 = now_ms();
                 planner_plan(&a->model, &p, s->params, &s->norm, ws, h, z, ps, 0, 0, &prng, pr);
+                if (getenv("TRACE") && ep >= atoi(getenv("TRACE"))) {
+                    float cp;
+                    model_continue(&a->model, s->params, planner_ws_model(ws), &cp, h, z, 1);
+                    printf("  t %3d x %6.2f th %6.2f a %5.2f ret %7.3f cont %.3f pr:", t, e.s[0],
+                           e.kind ? e.s[2] : e.s[0], pr->action[0], pr->expected_return, cp);
+                    for (int k = 0; k < p.horizon; k += 3)
+                        printf(" %.2f", pr->pred_reward[k]);
+                    printf("\n");
+                }
                 plan_ms_sum += now_ms() - p0;
                 plans++;
                 act[0] = pr->action[0];

@@ -3,7 +3,11 @@
  * Layout: every per-step array is time-major, row = t * B + b, so one step's rows are contiguous
  * and the parts that do not feed the recurrence (prior, decoder heads, action prior, value) run
  * as single large matrix products over all L * B rows. Only the embedding, the GRU and the
- * posterior run step by step.
+ * posterior run step by step, and the backward's step only carries the gradient back in time:
+ * the GRU's and the embedding's weight gradients are one product over all rows after the loop.
+ * The decoder and episode-end heads run once over the main pass's rows and the overshooting
+ * rollouts' rows together; a rollout's first step is the main pass's own transition (see the
+ * overshooting forward), reused rather than computed again.
  */
 #include "elbo.h"
 
@@ -13,6 +17,14 @@
 
 #include "dist.h"
 #include "tensor.h"
+
+/* The elementwise loops over a step's GRU gates, compiled twice as in vmath.c (x86-64-v3 and the
+ * baseline). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ELBO_NO_CLONES)
+#define ELBO_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define ELBO_CLONES
+#endif
 
 #define VALUE_LAMBDA 0.95f
 #define INFO_SEQS    4
@@ -37,27 +49,29 @@ struct elbo_ws {
     float *eps_info; /* (K, Ri, dz) */
 
     /* main pass */
-    float *xn, *rn;                                        /* (R, dx), (R) */
-    float *emb_in, *emb_cache, *emb;                       /* (R, dz+da), cache(R), (R, H) */
-    float *h_prev, *gru_cache, *h;                         /* (R, dh), (R, 4dh), (R, dh) */
-    float *gru_scratch;                                    /* (max(B, Ro), 6dh) */
-    float *post_in, *post_cache, *post_raw;                /* (R, dh+dx+1), cache(R), (R, 2dz) */
-    float *mu_q, *std_q, *z;                               /* (R, dz) */
-    float *prior_cache, *prior_raw, *mu_p, *std_p;         /* cache(R), (R, 2dz), (R, dz) x2 */
-    float *kl;                                             /* (R) per-row state KL */
-    float *hz, *obs_cache, *obs_out, *rew_cache, *rew_out; /* heads over R rows */
-    float *cont_cache, *cont_out, *dcont;                  /* episode-end head over R rows */
-    float *actor_cache, *actor_raw, *a_mu, *a_std;         /* (R, 2da), (R, da) x2 */
-    float *value_cache, *value_tcache;                     /* online and target head caches */
-    float *value_out, *value_tgt, *value_g;                /* (R) */
-    uint8_t *value_has;                                    /* (R) */
+    float *xn, *rn;                                /* (R, dx), (R) */
+    float *emb_in, *emb_lin, *emb;                 /* (R, dz+da), (R, H), (R, H) */
+    float *h_prev, *gru_cache, *h;                 /* (R, dh), (R, 4dh), (R, dh) */
+    float *gru_scratch;                            /* (max(B, Ro), 6dh) */
+    float *post_in, *post_raw;                     /* (R, dh+dx+1), (R, 2dz) */
+    float *post_lin, *post_act, *post_dlin;        /* posterior's hidden layer: (R, H) x3 */
+    float *mu_q, *std_q, *z;                       /* (R, dz) */
+    float *prior_cache, *prior_raw, *mu_p, *std_p; /* cache(R), (R, 2dz), (R, dz) x2 */
+    float *kl;                                     /* (R) per-row state KL */
+    /* The decoder and episode-end heads run over the main pass's R rows and the rollouts' packed
+     * rows in one pass: each array below holds R + D * Ro rows, the rollouts' (os_*) from row R. */
+    float *hz, *obs_cache, *obs_out, *rew_cache, *rew_out;
+    float *cont_cache, *cont_out, *dcont;
+    float *actor_cache, *actor_raw, *a_mu, *a_std; /* (R, 2da), (R, da) x2 */
+    float *value_cache, *value_tcache;             /* online and target head caches */
+    float *value_out, *value_tgt, *value_g;        /* (R) */
+    uint8_t *value_has;                            /* (R) */
 
     /* overshooting */
-    float *os_in, *os_emb_cache, *os_emb;       /* per step: (Ro, dz+da), cache(Ro), (Ro, H) */
-    float *os_gru_cache, *os_h, *os_h0, *os_z0; /* (D, Ro, 4dh), (D, Ro, dh), (Ro, dh), (Ro, dz) */
+    float *os_in, *os_emb_cache, *os_emb; /* per step: (Ro, dz+da), cache(Ro), (Ro, H) */
+    float *os_gru_cache, *os_h;           /* (D, Ro, 4dh), (D, Ro, dh) */
     float *os_prior_cache, *os_prior_raw, *os_mu, *os_std, *os_z; /* per step */
-    float *os_hz, *os_obs_cache, *os_obs, *os_rew_cache, *os_rew; /* heads over D * Ro rows */
-    float *os_cont_cache, *os_cont, *os_dcont;
+    float *os_hz, *os_obs, *os_rew, *os_cont, *os_dcont;          /* rows R.. of hz, obs_out, ... */
     int *os_row; /* (D, Ro) main-pass row of the target, -1 when not valid */
     /* Rollout rows that can still matter: a rollout that left its sequence (or its episode)
      * stays out, so at step j only rows [0, os_n[j]) hold a live one (os_n never grows with j)
@@ -69,14 +83,15 @@ struct elbo_ws {
     float *info_hz, *info_obs, *info_rew, *info_cache, *info_z; /* (K * Ri, ...) */
 
     /* backward */
-    float *dh, *dz, *dhz;                              /* (R, dh), (R, dz), (R, dh+dz) */
-    float *dobs, *drew;                                /* (R, dx), (R) */
-    float *dprior_raw, *dmu_p, *dstd_p;                /* (R, 2dz), (R, dz) x2 */
-    float *dmu_q, *dstd_q, *dpost_raw;                 /* (R, dz) x2, (R, 2dz) */
-    float *dpost_in, *demb, *demb_in, *dh_prev;        /* per step (max rows) */
-    float *mlp_scratch;                                /* largest MLP backward scratch */
-    float *dactor_raw, *dvalue;                        /* (R, 2da), (R) */
-    float *os_dh, *os_dz, *os_dhz, *os_dobs, *os_drew; /* (D, Ro, ...) */
+    float *dh, *dz, *dhz;                        /* (R, dh), (R, dz), heads' rows */
+    float *dobs, *drew;                          /* heads' rows */
+    float *dprior_raw, *dmu_p, *dstd_p;          /* (R, 2dz), (R, dz) x2 */
+    float *dmu_q, *dstd_q, *dpost_raw;           /* (R, dz) x2, (R, 2dz) */
+    float *dpost_act, *demb, *demb_in, *dh_prev; /* per step (max rows) */
+    float *gru_dgx, *gru_dgh, *emb_dlin; /* main pass: GRU gate gradients (R, 3dh) x2, (R, H) */
+    float *mlp_scratch;                  /* largest MLP backward scratch */
+    float *dactor_raw, *dvalue;          /* (R, 2da), (R) */
+    float *os_dh, *os_dz, *os_dhz, *os_dobs, *os_drew; /* (D, Ro, ...); heads' rows R.. */
     float *os_dprior_raw, *os_dmu, *os_dstd;           /* per step (Ro, ...) */
 };
 
@@ -110,14 +125,16 @@ static void ws_layout(elbo_ws *w, const model_t *m, carver *c)
     w->xn = carve(c, R * dx);
     w->rn = carve(c, R);
     w->emb_in = carve(c, R * (dz + da));
-    w->emb_cache = carve(c, mlp_cache_count(&m->embed, w->R));
+    w->emb_lin = carve(c, R * H);
     w->emb = carve(c, R * H);
     w->h_prev = carve(c, R * dh);
     w->gru_cache = carve(c, R * 4 * dh);
     w->h = carve(c, R * dh);
     w->gru_scratch = carve(c, rmax * 6 * dh);
     w->post_in = carve(c, R * (dh + dx + 1));
-    w->post_cache = carve(c, mlp_cache_count(&m->post, w->R));
+    w->post_lin = carve(c, R * H);
+    w->post_act = carve(c, R * H);
+    w->post_dlin = carve(c, R * H);
     w->post_raw = carve(c, R * 2 * dz);
     w->mu_q = carve(c, R * dz);
     w->std_q = carve(c, R * dz);
@@ -127,14 +144,20 @@ static void ws_layout(elbo_ws *w, const model_t *m, carver *c)
     w->mu_p = carve(c, R * dz);
     w->std_p = carve(c, R * dz);
     w->kl = carve(c, R);
-    w->hz = carve(c, R * (dh + dz));
-    w->obs_cache = carve(c, mlp_cache_count(&m->obs_head, w->R));
-    w->obs_out = carve(c, R * dx);
-    w->rew_cache = carve(c, mlp_cache_count(&m->rew_head, w->R));
-    w->rew_out = carve(c, R);
-    w->cont_cache = carve(c, mlp_cache_count(&m->cont_head, w->R));
-    w->cont_out = carve(c, R);
-    w->dcont = carve(c, R);
+    size_t RH = R + D * Ro; /* the heads' rows */
+    w->hz = carve(c, RH * (dh + dz));
+    w->os_hz = w->hz ? w->hz + R * (dh + dz) : NULL;
+    w->obs_cache = carve(c, mlp_cache_count(&m->obs_head, (int)RH));
+    w->obs_out = carve(c, RH * dx);
+    w->os_obs = w->obs_out ? w->obs_out + R * dx : NULL;
+    w->rew_cache = carve(c, mlp_cache_count(&m->rew_head, (int)RH));
+    w->rew_out = carve(c, RH);
+    w->os_rew = w->rew_out ? w->rew_out + R : NULL;
+    w->cont_cache = carve(c, mlp_cache_count(&m->cont_head, (int)RH));
+    w->cont_out = carve(c, RH);
+    w->os_cont = w->cont_out ? w->cont_out + R : NULL;
+    w->dcont = carve(c, RH);
+    w->os_dcont = w->dcont ? w->dcont + R : NULL;
     w->actor_cache = carve(c, mlp_cache_count(&m->actor, w->R));
     w->actor_raw = carve(c, R * 2 * da);
     w->a_mu = carve(c, R * da);
@@ -150,21 +173,11 @@ static void ws_layout(elbo_ws *w, const model_t *m, carver *c)
     w->os_emb = carve(c, D * Ro * H);
     w->os_gru_cache = carve(c, D * Ro * 4 * dh);
     w->os_h = carve(c, D * Ro * dh);
-    w->os_h0 = carve(c, Ro * dh);
-    w->os_z0 = carve(c, Ro * dz);
     w->os_prior_cache = carve(c, D * mlp_cache_count(&m->prior, w->Ro));
     w->os_prior_raw = carve(c, D * Ro * 2 * dz);
     w->os_mu = carve(c, D * Ro * dz);
     w->os_std = carve(c, D * Ro * dz);
     w->os_z = carve(c, D * Ro * dz);
-    w->os_hz = carve(c, D * Ro * (dh + dz));
-    w->os_obs_cache = carve(c, mlp_cache_count(&m->obs_head, w->D * w->Ro));
-    w->os_obs = carve(c, D * Ro * dx);
-    w->os_rew_cache = carve(c, mlp_cache_count(&m->rew_head, w->D * w->Ro));
-    w->os_rew = carve(c, D * Ro);
-    w->os_cont_cache = carve(c, mlp_cache_count(&m->cont_head, w->D * w->Ro));
-    w->os_cont = carve(c, D * Ro);
-    w->os_dcont = carve(c, D * Ro);
 
     size_t info_rows = K * Ri;
     w->info_hz = carve(c, info_rows * (dh + dz));
@@ -177,38 +190,37 @@ static void ws_layout(elbo_ws *w, const model_t *m, carver *c)
 
     w->dh = carve(c, R * dh);
     w->dz = carve(c, R * dz);
-    w->dhz = carve(c, R * (dh + dz));
-    w->dobs = carve(c, R * dx);
-    w->drew = carve(c, R);
+    w->dhz = carve(c, RH * (dh + dz));
+    w->os_dhz = w->dhz ? w->dhz + R * (dh + dz) : NULL;
+    w->dobs = carve(c, RH * dx);
+    w->os_dobs = w->dobs ? w->dobs + R * dx : NULL;
+    w->drew = carve(c, RH);
+    w->os_drew = w->drew ? w->drew + R : NULL;
     w->dprior_raw = carve(c, R * 2 * dz);
     w->dmu_p = carve(c, R * dz);
     w->dstd_p = carve(c, R * dz);
     w->dmu_q = carve(c, R * dz);
     w->dstd_q = carve(c, R * dz);
     w->dpost_raw = carve(c, R * 2 * dz);
-    w->dpost_in = carve(c, rmax * (dh + dx + 1));
+    w->dpost_act = carve(c, B * H);
     w->demb = carve(c, rmax * H);
     w->demb_in = carve(c, rmax * (dz + da));
     w->dh_prev = carve(c, rmax * dh);
+    w->gru_dgx = carve(c, R * 3 * dh);
+    w->gru_dgh = carve(c, R * 3 * dh);
+    w->emb_dlin = carve(c, R * H);
     size_t scr = mlp_scratch_count(&m->embed, (int)rmax);
-    scr = maxz(scr, mlp_scratch_count(&m->post, w->R));
     scr = maxz(scr, mlp_scratch_count(&m->prior, w->R));
-    scr = maxz(scr, mlp_scratch_count(&m->obs_head, w->R));
-    scr = maxz(scr, mlp_scratch_count(&m->rew_head, w->R));
+    scr = maxz(scr, mlp_scratch_count(&m->obs_head, (int)RH));
+    scr = maxz(scr, mlp_scratch_count(&m->rew_head, (int)RH));
+    scr = maxz(scr, mlp_scratch_count(&m->cont_head, (int)RH));
     scr = maxz(scr, mlp_scratch_count(&m->actor, w->R));
     scr = maxz(scr, mlp_scratch_count(&m->value, w->R));
-    scr = maxz(scr, mlp_scratch_count(&m->obs_head, w->D * w->Ro));
-    scr = maxz(scr, mlp_scratch_count(&m->rew_head, w->D * w->Ro));
-    scr = maxz(scr, mlp_scratch_count(&m->cont_head, w->R));
-    scr = maxz(scr, mlp_scratch_count(&m->cont_head, w->D * w->Ro));
     w->mlp_scratch = carve(c, scr);
     w->dactor_raw = carve(c, R * 2 * da);
     w->dvalue = carve(c, R);
     w->os_dh = carve(c, D * Ro * dh);
     w->os_dz = carve(c, D * Ro * dz);
-    w->os_dhz = carve(c, D * Ro * (dh + dz));
-    w->os_dobs = carve(c, D * Ro * dx);
-    w->os_drew = carve(c, D * Ro);
     w->os_dprior_raw = carve(c, Ro * 2 * dz);
     w->os_dmu = carve(c, Ro * dz);
     w->os_dstd = carve(c, Ro * dz);
@@ -216,7 +228,11 @@ static void ws_layout(elbo_ws *w, const model_t *m, carver *c)
 
 elbo_ws *elbo_ws_new(const model_t *m, int B, int L)
 {
-    if (B < 1 || L < 2)
+    /* The main pass runs the embedding and the posterior as the layers model.c makes them (one
+     * linear layer and its activation; a hidden layer and a linear output layer), see
+     * elbo_evaluate. */
+    if (B < 1 || L < 2 || m->embed.n_layers != 1 || m->embed.layer_norm || m->post.n_layers != 2 ||
+        m->post.layer_norm || m->post.out_act != ACT_NONE)
         return NULL;
     elbo_ws *w = calloc(1, sizeof *w);
     if (!w)
@@ -328,6 +344,41 @@ static void concat2(float *dst, const float *a, int wa, const float *b, int wb, 
     tensor_copy_cols(dst + wa, wa + wb, b, wb, rows, wb);
 }
 
+/* The GRU cell's backward through its gates (core/layers.c's gru_backward without its products):
+ * dgx, dgh (bt, 3hc), the gradients of Wx x + bx and of Wh h + bh, from dh (bt, hc) and the
+ * forward's cache; dh_prev (bt, hc), when not NULL, is set to the path around the gates,
+ * dh * u (the caller adds dgh Wh). */
+ELBO_CLONES static void gru_gate_grads(float *dgx, float *dgh, float *dh_prev, const float *dh,
+                                       const float *h_prev, const float *cache, int bt, int hc)
+{
+    int g = 3 * hc;
+    for (int i = 0; i < bt; i++) {
+        const float *c = cache + (size_t)i * 4 * hc;
+        const float *r = c, *u = c + hc, *n = c + 2 * hc, *hn = c + 3 * hc;
+        const float *hp = h_prev + (size_t)i * hc, *d = dh + (size_t)i * hc;
+        float *gxi = dgx + (size_t)i * g, *ghi = dgh + (size_t)i * g;
+        for (int j = 0; j < hc; j++) {
+            float dn = d[j] * (1.0f - u[j]);
+            float du = d[j] * (hp[j] - n[j]);
+            float dan = dn * (1.0f - n[j] * n[j]);
+            float dr = dan * hn[j];
+            float dar = dr * r[j] * (1.0f - r[j]);
+            float dau = du * u[j] * (1.0f - u[j]);
+            gxi[j] = dar;
+            gxi[hc + j] = dau;
+            gxi[2 * hc + j] = dan;
+            ghi[j] = dar;
+            ghi[hc + j] = dau;
+            ghi[2 * hc + j] = dan * r[j];
+        }
+        if (dh_prev) {
+            float *dhp = dh_prev + (size_t)i * hc;
+            for (int j = 0; j < hc; j++)
+                dhp[j] = d[j] * u[j];
+        }
+    }
+}
+
 /* ---- the passes --------------------------------------------------------------------------- */
 
 int elbo_evaluate(const model_t *m, const float *params, const float *target_params, float *grads,
@@ -370,6 +421,7 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
     const float inv_valid = 1.0f / (float)n_valid;
 
     /* Main pass, step by step: embedding, GRU, posterior, sample. */
+    const float *pw1 = params + m->off_post, *pw2 = pw1 + (size_t)H * dpi + H;
     for (int t = 0; t < L; t++) {
         size_t r0 = (size_t)t * B;
         float *in = w->emb_in + r0 * (dz + da);
@@ -387,18 +439,23 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
             }
             memcpy(dst + dz, b->act_in + row * da, sizeof(float) * da);
         }
-        mlp_forward(&m->embed, w->emb + r0 * H,
-                    w->emb_cache + (size_t)t * mlp_cache_count(&m->embed, B), in,
-                    params + m->off_embed, B);
+        /* The embedding (one linear layer and its activation, see elbo_ws_new) keeps its linear
+         * output for the backward, which takes its weight gradient over all rows at once. */
+        tensor_linear_forward(w->emb_lin + r0 * H, in, params + m->off_embed,
+                              params + m->off_embed + (size_t)H * (dz + da), B, dz + da, H);
+        act_forward(m->embed.out_act, w->emb + r0 * H, w->emb_lin + r0 * H, (size_t)B * H);
         gru_forward(w->h + r0 * dh, w->gru_cache + r0 * 4 * dh, w->gru_scratch, w->emb + r0 * H, hp,
                     params + m->off_gru, B, H, dh);
         float *pin = w->post_in + r0 * dpi;
         tensor_copy_cols(pin, dpi, w->h + r0 * dh, dh, B, dh);
         tensor_copy_cols(pin + dh, dpi, w->xn + r0 * dx, dx, B, dx);
         tensor_copy_cols(pin + dh + dx, dpi, w->rn + r0, 1, B, 1);
-        mlp_forward(&m->post, w->post_raw + r0 * 2 * dz,
-                    w->post_cache + (size_t)t * mlp_cache_count(&m->post, B), pin,
-                    params + m->off_post, B);
+        /* The posterior's layers (as mlp_forward runs them) keep the hidden layer's linear output
+         * and activation of every row: the backward takes the weight gradients over all rows. */
+        tensor_linear_forward(w->post_lin + r0 * H, pin, pw1, pw1 + (size_t)H * dpi, B, dpi, H);
+        act_forward(m->post.act, w->post_act + r0 * H, w->post_lin + r0 * H, (size_t)B * H);
+        tensor_linear_forward(w->post_raw + r0 * 2 * dz, w->post_act + r0 * H, pw2,
+                              pw2 + (size_t)2 * dz * H, B, H, 2 * dz);
         split_raw(w->mu_q + r0 * dz, w->std_q + r0 * dz, w->post_raw + r0 * 2 * dz, (size_t)B, dz,
                   k->min_std);
         gauss_sample(w->z + r0 * dz, w->mu_q + r0 * dz, w->std_q + r0 * dz, w->eps_q + r0 * dz,
@@ -419,34 +476,9 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
         kl_loss += w->kl[i] > k->free_nats ? w->kl[i] : k->free_nats;
     }
 
-    /* Decoder heads over all rows. */
+    /* The heads' input [h, z] of every row; the heads run after the rollouts, on both. */
     concat2(w->hz, w->h, dh, w->z, dz, R);
-    mlp_forward(&m->obs_head, w->obs_out, w->obs_cache, w->hz, params + m->off_obs, R);
-    mlp_forward(&m->rew_head, w->rew_out, w->rew_cache, w->hz, params + m->off_rew, R);
-    double obs_ll = 0.0, rew_ll = 0.0;
-    tensor_zero(w->dobs, (size_t)R * dx);
-    tensor_zero(w->drew, (size_t)R);
-    for (int i = 0; i < R; i++) {
-        if (!b->mask[i])
-            continue;
-        obs_ll += fixed_logpdf(w->xn + (size_t)i * dx, w->obs_out + (size_t)i * dx, k->obs_std,
-                               (size_t)dx, w->dobs + (size_t)i * dx, -inv_valid);
-        if (b->has_rew[i])
-            rew_ll +=
-                fixed_logpdf(w->rn + i, w->rew_out + i, k->reward_std, 1, w->drew + i, -inv_valid);
-    }
-
-    /* Episode end: a Bernoulli likelihood of "goes on" at every step (weight cont_weight). */
-    double cont_ll = 0.0;
     const int use_cont = parts->model && k->cont_weight > 0.0f;
-    if (use_cont) {
-        mlp_forward(&m->cont_head, w->cont_out, w->cont_cache, w->hz, params + m->off_cont, R);
-        tensor_zero(w->dcont, (size_t)R);
-        float g = -k->cont_weight * inv_valid;
-        for (int i = 0; i < R; i++)
-            if (b->mask[i])
-                cont_ll += cont_loglik(w->cont_out[i], !b->terminal[i], w->dcont + i, g);
-    }
 
     /* Overshooting: open-loop prior rollouts from posterior states. */
     double os_ll = 0.0;
@@ -457,8 +489,6 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
             int t0 = s * stride;
             for (int bi = 0; bi < B; bi++) {
                 size_t ro = (size_t)s * B + bi, row0 = (size_t)t0 * B + bi;
-                memcpy(w->os_h0 + ro * dh, w->h + row0 * dh, sizeof(float) * dh);
-                memcpy(w->os_z0 + ro * dz, w->z + row0 * dz, sizeof(float) * dz);
                 int alive = b->mask[row0];
                 for (int j = 0; j < D; j++) {
                     int t = t0 + 1 + j;
@@ -489,32 +519,76 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
         for (int j = 0; j < D && w->os_n[j] > 0; j++) {
             size_t r0 = (size_t)j * Ro;
             int n = w->os_n[j];
-            const float *hprev = j == 0 ? w->os_h0 : w->os_h + (r0 - Ro) * dh;
-            const float *zprev = j == 0 ? w->os_z0 : w->os_z + (r0 - Ro) * dz;
-            float *in = w->os_in + r0 * (dz + da);
-            tensor_copy_cols(in, dz + da, zprev, dz, n, dz);
-            mlp_forward(&m->embed, w->os_emb + r0 * H, w->os_emb_cache + (size_t)j * ec, in,
-                        params + m->off_embed, n);
-            gru_forward(w->os_h + r0 * dh, w->os_gru_cache + r0 * 4 * dh, w->gru_scratch,
-                        w->os_emb + r0 * H, hprev, params + m->off_gru, n, H, dh);
-            mlp_forward(&m->prior, w->os_prior_raw + r0 * 2 * dz,
-                        w->os_prior_cache + (size_t)j * pc, w->os_h + r0 * dh,
-                        params + m->off_prior, n);
-            split_raw(w->os_mu + r0 * dz, w->os_std + r0 * dz, w->os_prior_raw + r0 * 2 * dz,
-                      (size_t)n, dz, k->min_std);
+            if (j == 0) {
+                /* The first step is the main pass's own transition: from the posterior state at
+                 * t0 with the action taken into t0 + 1, as the main pass at t0 + 1 (which kept
+                 * its state, as a live rollout's row there is no episode's first). Its h and
+                 * prior are the main pass's rows, not computed again; the backward hands their
+                 * gradient to those rows. (Dead rows get the same copy and stay unused.) */
+                for (int ro = 0; ro < n; ro++) {
+                    size_t row = (size_t)((ro / B) * stride + 1) * B + (size_t)(ro % B);
+                    memcpy(w->os_h + (size_t)ro * dh, w->h + row * dh, sizeof(float) * dh);
+                    memcpy(w->os_prior_raw + (size_t)ro * 2 * dz, w->prior_raw + row * 2 * dz,
+                           sizeof(float) * 2 * dz);
+                    memcpy(w->os_mu + (size_t)ro * dz, w->mu_p + row * dz, sizeof(float) * dz);
+                    memcpy(w->os_std + (size_t)ro * dz, w->std_p + row * dz, sizeof(float) * dz);
+                }
+            } else {
+                const float *hprev = w->os_h + (r0 - Ro) * dh, *zprev = w->os_z + (r0 - Ro) * dz;
+                float *in = w->os_in + r0 * (dz + da);
+                tensor_copy_cols(in, dz + da, zprev, dz, n, dz);
+                mlp_forward(&m->embed, w->os_emb + r0 * H, w->os_emb_cache + (size_t)j * ec, in,
+                            params + m->off_embed, n);
+                gru_forward(w->os_h + r0 * dh, w->os_gru_cache + r0 * 4 * dh, w->gru_scratch,
+                            w->os_emb + r0 * H, hprev, params + m->off_gru, n, H, dh);
+                mlp_forward(&m->prior, w->os_prior_raw + r0 * 2 * dz,
+                            w->os_prior_cache + (size_t)j * pc, w->os_h + r0 * dh,
+                            params + m->off_prior, n);
+                split_raw(w->os_mu + r0 * dz, w->os_std + r0 * dz, w->os_prior_raw + r0 * 2 * dz,
+                          (size_t)n, dz, k->min_std);
+            }
             gauss_sample(w->os_z + r0 * dz, w->os_mu + r0 * dz, w->os_std + r0 * dz,
                          w->eps_os + r0 * dz, (size_t)n * dz);
             concat2(w->os_hz + (size_t)w->os_off[j] * dhz, w->os_h + r0 * dh, dh, w->os_z + r0 * dz,
                     dz, n);
         }
+    }
+
+    /* Decoder and episode-end heads, over the main pass's rows and the rollouts' packed rows at
+     * once (one product per layer instead of two). */
+    const int RH = R + (use_os ? w->os_off[D] : 0);
+    mlp_forward(&m->obs_head, w->obs_out, w->obs_cache, w->hz, params + m->off_obs, RH);
+    mlp_forward(&m->rew_head, w->rew_out, w->rew_cache, w->hz, params + m->off_rew, RH);
+    if (use_cont)
+        mlp_forward(&m->cont_head, w->cont_out, w->cont_cache, w->hz, params + m->off_cont, RH);
+    double obs_ll = 0.0, rew_ll = 0.0;
+    tensor_zero(w->dobs, (size_t)R * dx);
+    tensor_zero(w->drew, (size_t)R);
+    for (int i = 0; i < R; i++) {
+        if (!b->mask[i])
+            continue;
+        obs_ll += fixed_logpdf(w->xn + (size_t)i * dx, w->obs_out + (size_t)i * dx, k->obs_std,
+                               (size_t)dx, w->dobs + (size_t)i * dx, -inv_valid);
+        if (b->has_rew[i])
+            rew_ll +=
+                fixed_logpdf(w->rn + i, w->rew_out + i, k->reward_std, 1, w->drew + i, -inv_valid);
+    }
+
+    /* Episode end: a Bernoulli likelihood of "goes on" at every step (weight cont_weight). */
+    double cont_ll = 0.0;
+    if (use_cont) {
+        tensor_zero(w->dcont, (size_t)R);
+        float g = -k->cont_weight * inv_valid;
+        for (int i = 0; i < R; i++)
+            if (b->mask[i])
+                cont_ll += cont_loglik(w->cont_out[i], !b->terminal[i], w->dcont + i, g);
+    }
+
+    /* The rollouts' likelihoods. */
+    if (use_os) {
         int N = w->os_off[D];
-        mlp_forward(&m->obs_head, w->os_obs, w->os_obs_cache, w->os_hz, params + m->off_obs, N);
-        mlp_forward(&m->rew_head, w->os_rew, w->os_rew_cache, w->os_hz, params + m->off_rew, N);
-        if (use_cont) {
-            mlp_forward(&m->cont_head, w->os_cont, w->os_cont_cache, w->os_hz, params + m->off_cont,
-                        N);
+        if (use_cont)
             tensor_zero(w->os_dcont, (size_t)N);
-        }
         for (int i = 0; i < D * Ro; i++)
             n_os += w->os_row[i] >= 0;
         tensor_zero(w->os_dobs, (size_t)N * dx);
@@ -708,19 +782,17 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
     if (!parts->model)
         return 0;
 
-    /* Heads of the main pass. */
-    tensor_zero(w->dhz, (size_t)R * dhz);
+    /* Heads, over the main pass's and the rollouts' rows. */
+    tensor_zero(w->dhz, (size_t)RH * dhz);
     mlp_backward(&m->obs_head, w->dhz, grads + m->off_obs, w->dobs, w->hz, w->obs_out,
-                 params + m->off_obs, w->obs_cache, scr, R);
+                 params + m->off_obs, w->obs_cache, scr, RH);
     mlp_backward(&m->rew_head, w->dhz, grads + m->off_rew, w->drew, w->hz, w->rew_out,
-                 params + m->off_rew, w->rew_cache, scr, R);
+                 params + m->off_rew, w->rew_cache, scr, RH);
     if (use_cont)
         mlp_backward(&m->cont_head, w->dhz, grads + m->off_cont, w->dcont, w->hz, w->cont_out,
-                     params + m->off_cont, w->cont_cache, scr, R);
-    tensor_zero(w->dh, (size_t)R * dh);
-    tensor_zero(w->dz, (size_t)R * dz);
-    tensor_add_cols(w->dh, dh, w->dhz, dhz, R, dh);
-    tensor_add_cols(w->dz, dz, w->dhz + dh, dhz, R, dz);
+                     params + m->off_cont, w->cont_cache, scr, RH);
+    tensor_copy_cols(w->dh, dh, w->dhz, dhz, R, dh);
+    tensor_copy_cols(w->dz, dz, w->dhz + dh, dhz, R, dz);
 
     /* State KL (free nats: no gradient below the floor) into prior and posterior. */
     tensor_zero(w->dmu_p, (size_t)R * dz);
@@ -738,30 +810,19 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
         }
     }
     join_raw_grad(w->dprior_raw, w->dmu_p, w->dstd_p, w->prior_raw, (size_t)R, dz);
-    mlp_backward(&m->prior, w->dh, grads + m->off_prior, w->dprior_raw, w->h, w->prior_raw,
-                 params + m->off_prior, w->prior_cache, scr, R);
 
-    /* Overshooting rollouts, backwards, ending in the gradient of their start states. */
+    /* Overshooting rollouts, backwards. Their first step is the main pass's transition into
+     * t0 + 1: its gradient (of h and of the prior's output) joins the main pass's rows there,
+     * before the prior's backward over all rows and the recurrence below, which carry it on. */
     if (use_os) {
-        int N = w->os_off[D];
-        tensor_zero(w->os_dhz, (size_t)N * dhz);
-        mlp_backward(&m->obs_head, w->os_dhz, grads + m->off_obs, w->os_dobs, w->os_hz, w->os_obs,
-                     params + m->off_obs, w->os_obs_cache, scr, N);
-        mlp_backward(&m->rew_head, w->os_dhz, grads + m->off_rew, w->os_drew, w->os_hz, w->os_rew,
-                     params + m->off_rew, w->os_rew_cache, scr, N);
-        if (use_cont)
-            mlp_backward(&m->cont_head, w->os_dhz, grads + m->off_cont, w->os_dcont, w->os_hz,
-                         w->os_cont, params + m->off_cont, w->os_cont_cache, scr, N);
         size_t ec = mlp_cache_count(&m->embed, Ro), pc = mlp_cache_count(&m->prior, Ro);
-        float *dh0 = w->dh_prev; /* gradient of the start states, rows Ro */
         for (int j = 0; j < D; j++) {
-            /* Unpack the heads' gradient into the step's rows (dead rows stay zero). */
+            /* Unpack the heads' gradient into the step's live rows [0, n): the rows beyond are
+             * never read (step j + 1 adds only into rows below its own n). */
             size_t r0 = (size_t)j * Ro, p0 = (size_t)w->os_off[j];
             int n = w->os_n[j];
-            tensor_zero(w->os_dh + r0 * dh, (size_t)Ro * dh);
-            tensor_zero(w->os_dz + r0 * dz, (size_t)Ro * dz);
-            tensor_add_cols(w->os_dh + r0 * dh, dh, w->os_dhz + p0 * dhz, dhz, n, dh);
-            tensor_add_cols(w->os_dz + r0 * dz, dz, w->os_dhz + p0 * dhz + dh, dhz, n, dz);
+            tensor_copy_cols(w->os_dh + r0 * dh, dh, w->os_dhz + p0 * dhz, dhz, n, dh);
+            tensor_copy_cols(w->os_dz + r0 * dz, dz, w->os_dhz + p0 * dhz + dh, dhz, n, dz);
         }
         for (int j = D - 1; j >= 0; j--) {
             size_t r0 = (size_t)j * Ro;
@@ -775,41 +836,42 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
             gauss_sample_backward(w->os_dmu, w->os_dstd, dzj, w->eps_os + r0 * dz, (size_t)n * dz);
             join_raw_grad(w->os_dprior_raw, w->os_dmu, w->os_dstd, w->os_prior_raw + r0 * 2 * dz,
                           (size_t)n, dz);
+            if (j == 0) {
+                /* Live rows only: a dead row's gradient is zero. */
+                for (int ro = 0; ro < n; ro++) {
+                    int row = w->os_row[ro];
+                    if (row < 0)
+                        continue;
+                    tensor_add(w->dprior_raw + (size_t)row * 2 * dz,
+                               w->os_dprior_raw + (size_t)ro * 2 * dz, 2 * (size_t)dz);
+                    tensor_add(w->dh + (size_t)row * dh, dhj + (size_t)ro * dh, (size_t)dh);
+                }
+                break;
+            }
             mlp_backward(&m->prior, dhj, grads + m->off_prior, w->os_dprior_raw, w->os_h + r0 * dh,
                          w->os_prior_raw + r0 * 2 * dz, params + m->off_prior,
                          w->os_prior_cache + (size_t)j * pc, scr, n);
             /* GRU: into the embedding and the previous h (rows [0, n) of step j - 1 are live). */
-            const float *hprev = j == 0 ? w->os_h0 : w->os_h + (r0 - Ro) * dh;
-            float *dhprev = j == 0 ? dh0 : w->os_dh + (r0 - Ro) * dh;
-            if (j == 0)
-                tensor_zero(dh0, (size_t)n * dh);
             tensor_zero(w->demb, (size_t)n * H);
-            gru_backward(w->demb, dhprev, grads + m->off_gru, dhj, w->os_emb + r0 * H, hprev,
-                         params + m->off_gru, w->os_gru_cache + r0 * 4 * dh, w->gru_scratch, n, H,
-                         dh);
+            gru_backward(w->demb, w->os_dh + (r0 - Ro) * dh, grads + m->off_gru, dhj,
+                         w->os_emb + r0 * H, w->os_h + (r0 - Ro) * dh, params + m->off_gru,
+                         w->os_gru_cache + r0 * 4 * dh, w->gru_scratch, n, H, dh);
             tensor_zero(w->demb_in, (size_t)n * (dz + da));
             mlp_backward(&m->embed, w->demb_in, grads + m->off_embed, w->demb,
                          w->os_in + r0 * (dz + da), w->os_emb + r0 * H, params + m->off_embed,
                          w->os_emb_cache + (size_t)j * ec, scr, n);
-            if (j > 0) {
-                tensor_add_cols(w->os_dz + (r0 - Ro) * dz, dz, w->demb_in, dz + da, n, dz);
-            } else {
-                /* Start states are the main pass's (h, z) at t0: hand the gradient back. */
-                int stride = D / 2 > 0 ? D / 2 : 1;
-                for (int s = 0; s < w->n_starts; s++)
-                    for (int bi = 0; bi < B; bi++) {
-                        size_t ro = (size_t)s * B + bi, row0 = (size_t)s * stride * B + bi;
-                        if (ro >= (size_t)n)
-                            continue;
-                        tensor_add(w->dh + row0 * dh, dh0 + ro * dh, (size_t)dh);
-                        tensor_add(w->dz + row0 * dz, w->demb_in + ro * (dz + da), (size_t)dz);
-                    }
-            }
+            tensor_add_cols(w->os_dz + (r0 - Ro) * dz, dz, w->demb_in, dz + da, n, dz);
         }
     }
+    mlp_backward(&m->prior, w->dh, grads + m->off_prior, w->dprior_raw, w->h, w->prior_raw,
+                 params + m->off_prior, w->prior_cache, scr, R);
 
-    /* Main recurrence, backwards through time. */
-    size_t ecb = mlp_cache_count(&m->embed, B), pcb = mlp_cache_count(&m->post, B);
+    /* Main recurrence, backwards through time. The step carries the gradient back only (through
+     * the posterior, the GRU's gates and the embedding); the GRU's and the embedding's weight
+     * gradients are one product over all R rows after the loop, not L products over B rows. */
+    const int g3 = 3 * dh, de = dz + da;
+    const float *wx = params + m->off_gru, *wh = wx + (size_t)g3 * H;
+    const float *we = params + m->off_embed;
     for (int t = L - 1; t >= 0; t--) {
         size_t r0 = (size_t)t * B;
         /* z_t = mu_q + std_q * eps: its gradient goes to the posterior. */
@@ -817,30 +879,49 @@ int elbo_evaluate(const model_t *m, const float *params, const float *target_par
                               w->eps_q + r0 * dz, (size_t)B * dz);
         join_raw_grad(w->dpost_raw + r0 * 2 * dz, w->dmu_q + r0 * dz, w->dstd_q + r0 * dz,
                       w->post_raw + r0 * 2 * dz, (size_t)B, dz);
-        tensor_zero(w->dpost_in, (size_t)B * dpi);
-        mlp_backward(&m->post, w->dpost_in, grads + m->off_post, w->dpost_raw + r0 * 2 * dz,
-                     w->post_in + r0 * dpi, w->post_raw + r0 * 2 * dz, params + m->off_post,
-                     w->post_cache + (size_t)t * pcb, scr, B);
-        tensor_add_cols(w->dh + r0 * dh, dh, w->dpost_in, dpi, B, dh);
-        /* GRU and embedding. */
-        tensor_zero(w->demb, (size_t)B * H);
-        tensor_zero(w->dh_prev, (size_t)B * dh);
-        gru_backward(w->demb, w->dh_prev, grads + m->off_gru, w->dh + r0 * dh, w->emb + r0 * H,
-                     w->h_prev + r0 * dh, params + m->off_gru, w->gru_cache + r0 * 4 * dh,
-                     w->gru_scratch, B, H, dh);
-        tensor_zero(w->demb_in, (size_t)B * (dz + da));
-        mlp_backward(&m->embed, w->demb_in, grads + m->off_embed, w->demb,
-                     w->emb_in + r0 * (dz + da), w->emb + r0 * H, params + m->off_embed,
-                     w->emb_cache + (size_t)t * ecb, scr, B);
+        /* Posterior: through its output layer and activation into h (of its input [h, x, r], only
+         * h's columns are needed), straight into dh. */
+        float *pdlin = w->post_dlin + r0 * H;
+        tensor_gemm(w->dpost_act, w->dpost_raw + r0 * 2 * dz, pw2, B, H, 2 * dz, 0, 0, 1.0f, 0.0f,
+                    0, 0, 0);
+        tensor_zero(pdlin, (size_t)B * H);
+        act_backward(m->post.act, pdlin, w->dpost_act, w->post_lin + r0 * H, w->post_act + r0 * H,
+                     (size_t)B * H);
+        tensor_gemm(w->dh + r0 * dh, pdlin, pw1, B, dh, H, 0, 0, 1.0f, 1.0f, 0, dpi, 0);
+        /* GRU and embedding: h_prev and z_prev are zero at t = 0 (no gradient to pass on). */
+        float *dgx = w->gru_dgx + r0 * g3, *dgh = w->gru_dgh + r0 * g3;
+        float *dlin = w->emb_dlin + r0 * H;
+        gru_gate_grads(dgx, dgh, t > 0 ? w->dh_prev : NULL, w->dh + r0 * dh, w->h_prev + r0 * dh,
+                       w->gru_cache + r0 * 4 * dh, B, dh);
+        tensor_gemm(w->demb, dgx, wx, B, H, g3, 0, 0, 1.0f, 0.0f, 0, 0, 0);
+        tensor_zero(dlin, (size_t)B * H);
+        act_backward(m->embed.out_act, dlin, w->demb, w->emb_lin + r0 * H, w->emb + r0 * H,
+                     (size_t)B * H);
         if (t == 0)
             continue;
+        tensor_linear_backward_input(w->dh_prev, dgh, wh, B, dh, g3);
+        /* Of the embedding's input [z, a], only z's columns are needed. */
+        tensor_gemm(w->demb_in, dlin, we, B, dz, H, 0, 0, 1.0f, 0.0f, 0, de, 0);
         for (int bi = 0; bi < B; bi++) {
             size_t row = r0 + bi;
             if (b->first[row])
                 continue;
             tensor_add(w->dh + (row - B) * dh, w->dh_prev + (size_t)bi * dh, (size_t)dh);
-            tensor_add(w->dz + (row - B) * dz, w->demb_in + (size_t)bi * (dz + da), (size_t)dz);
+            tensor_add(w->dz + (row - B) * dz, w->demb_in + (size_t)bi * dz, (size_t)dz);
         }
     }
+    /* Weight gradients in the layouts of layers.h: GRU wx, wh, bx, bh; embedding and posterior
+     * layers w, b. */
+    float *dwx = grads + m->off_gru, *dwh = dwx + (size_t)g3 * H;
+    float *dbx = dwh + (size_t)g3 * dh, *dbh = dbx + g3;
+    tensor_linear_backward_weight(dwx, dbx, w->gru_dgx, w->emb, R, H, g3);
+    tensor_linear_backward_weight(dwh, dbh, w->gru_dgh, w->h_prev, R, dh, g3);
+    float *dwe = grads + m->off_embed;
+    tensor_linear_backward_weight(dwe, dwe + (size_t)H * de, w->emb_dlin, w->emb_in, R, de, H);
+    float *dpw1 = grads + m->off_post, *dpw2 = dpw1 + (size_t)H * dpi + H;
+    tensor_linear_backward_weight(dpw1, dpw1 + (size_t)H * dpi, w->post_dlin, w->post_in, R, dpi,
+                                  H);
+    tensor_linear_backward_weight(dpw2, dpw2 + (size_t)2 * dz * H, w->dpost_raw, w->post_act, R, H,
+                                  2 * dz);
     return 0;
 }

@@ -7,6 +7,14 @@
 #include "tensor.h"
 #include "vmath.h"
 
+/* The elementwise loops that run over every activation of a training step are compiled twice,
+ * like vmath's (x86-64-v3 and the baseline), the loader picking the one the CPU supports. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ELBO_NO_CLONES)
+#define LAYER_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LAYER_CLONES
+#endif
+
 static const char *const act_names[] = {"none", "tanh", "relu", "silu", "elu"};
 
 const char *act_name(act_kind k)
@@ -58,6 +66,43 @@ void act_forward(act_kind k, float *out, const float *in, size_t n)
     }
 }
 
+/* d/dx x*s(x) = s + x*s*(1-s) = s*(1 + x - out). s is recovered from the forward's output as
+ * out/x (a few ulp, like out itself): one division, where recomputing the sigmoid (exp and
+ * division) made the backward 4-5x slower and about 5% of a training step. Near 0, where out/x
+ * loses digits (0/0 at 0), s = 1/2 + x/4, whose error x^3/48 is below float rounding for
+ * |x| < 1e-3. */
+static inline float silu_grad(float dout, float x, float out)
+{
+    float s = fabsf(x) < 1e-3f ? 0.5f + 0.25f * x : out / x;
+    return dout * s * (1.0f + x - out);
+}
+
+LAYER_CLONES static void silu_backward(float *din, const float *dout, const float *in,
+                                       const float *out, size_t n, int accumulate)
+{
+    if (accumulate) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            din[i] += silu_grad(dout[i], in[i], out[i]);
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            din[i] = silu_grad(dout[i], in[i], out[i]);
+    }
+}
+
+/* din = dout * act'(in), overwriting din: act_backward without the zeroing pass before it. */
+static void act_grad(act_kind k, float *din, const float *dout, const float *in, const float *out,
+                     size_t n)
+{
+    if (k == ACT_SILU) {
+        silu_backward(din, dout, in, out, n, 0);
+        return;
+    }
+    tensor_zero(din, n);
+    act_backward(k, din, dout, in, out, n);
+}
+
 void act_backward(act_kind k, float *din, const float *dout, const float *in, const float *out,
                   size_t n)
 {
@@ -75,17 +120,7 @@ void act_backward(act_kind k, float *din, const float *dout, const float *in, co
             din[i] += in[i] > 0.0f ? dout[i] : 0.0f;
         break;
     case ACT_SILU:
-        /* d/dx x*s(x) = s + x*s*(1-s) = s*(1 + x - out). s is recovered from the forward's output
-         * as out/x (a few ulp, like out itself): one division, where recomputing the sigmoid
-         * (exp and division) made this loop 4-5x slower and about 5% of a training step. Near 0,
-         * where out/x loses digits (0/0 at 0), s = 1/2 + x/4, whose error x^3/48 is below float
-         * rounding for |x| < 1e-3. */
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float x = in[i];
-            float s = fabsf(x) < 1e-3f ? 0.5f + 0.25f * x : out[i] / x;
-            din[i] += dout[i] * s * (1.0f + x - out[i]);
-        }
+        silu_backward(din, dout, in, out, n, 1);
         break;
     case ACT_ELU:
         for (size_t i = 0; i < n; i++)
@@ -308,29 +343,32 @@ void mlp_backward(const mlp_spec *s, float *din, float *dparams, const float *do
             x = cache + coff[l - 1] + mlp_layer_cache(s, l - 1, bt) - (size_t)s->dims[l] * bt;
         }
 
-        tensor_zero(dlin, d);
+        /* g: the gradient of the layer's linear output, written over (not accumulated into)
+         * the scratch; a linear output layer's is dout itself. */
+        const float *g = dlin;
         if (!mlp_is_hidden(s, l)) {
-            act_backward(s->out_act, dlin, dout, lin, out, d);
+            if (s->out_act == ACT_NONE)
+                g = dout;
+            else
+                act_grad(s->out_act, dlin, dout, lin, out, d);
         } else {
             const float *y = cache + coff[l] + mlp_layer_cache(s, l, bt) - d;
             if (mlp_has_ln(s, l)) {
                 const float *ln = lin + d, *mean = lin + 2 * d, *rstd = mean + bt;
                 const float *gamma = w + (size_t)oc * ic + oc;
                 float *dgamma = db + oc, *dbeta = db + 2 * oc;
-                tensor_zero(dpre, d);
-                act_backward(s->act, dpre, dy, ln, y, d);
+                act_grad(s->act, dpre, dy, ln, y, d);
+                tensor_zero(dlin, d);
                 layernorm_backward(dlin, dgamma, dbeta, dpre, lin, gamma, mean, rstd, bt, oc);
             } else {
-                act_backward(s->act, dlin, dy, lin, y, d);
+                act_grad(s->act, dlin, dy, lin, y, d);
             }
         }
-        tensor_linear_backward_weight(dw, db, dlin, x, bt, ic, oc);
-        if (l > 0) {
-            tensor_zero(dy, (size_t)ic * bt);
-            tensor_linear_backward_input(dy, dlin, w, bt, ic, oc);
-        } else if (din) {
-            tensor_linear_backward_input(din, dlin, w, bt, ic, oc);
-        }
+        tensor_linear_backward_weight(dw, db, g, x, bt, ic, oc);
+        if (l > 0) /* dy = g w, overwriting: the previous layer's output gradient */
+            tensor_gemm(dy, g, w, bt, ic, oc, 0, 0, 1.0f, 0.0f, 0, 0, 0);
+        else if (din)
+            tensor_linear_backward_input(din, g, w, bt, ic, oc);
     }
 }
 
@@ -349,8 +387,8 @@ void gru_init(float *params, int ic, int hc, rng_t *r)
     tensor_zero(params + nw, 6 * (size_t)hc);
 }
 
-void gru_forward(float *h_out, float *cache, float *scratch, const float *x, const float *h_prev,
-                 const float *params, int bt, int ic, int hc)
+LAYER_CLONES void gru_forward(float *h_out, float *cache, float *scratch, const float *x,
+                              const float *h_prev, const float *params, int bt, int ic, int hc)
 {
     const float *wx = params, *wh = wx + 3 * (size_t)hc * ic;
     const float *bx = wh + 3 * (size_t)hc * hc, *bh = bx + 3 * (size_t)hc;
@@ -377,9 +415,9 @@ void gru_forward(float *h_out, float *cache, float *scratch, const float *x, con
     }
 }
 
-void gru_backward(float *dx, float *dh_prev, float *dparams, const float *dh, const float *x,
-                  const float *h_prev, const float *params, const float *cache, float *scratch,
-                  int bt, int ic, int hc)
+LAYER_CLONES void gru_backward(float *dx, float *dh_prev, float *dparams, const float *dh,
+                               const float *x, const float *h_prev, const float *params,
+                               const float *cache, float *scratch, int bt, int ic, int hc)
 {
     const float *wx = params, *wh = wx + 3 * (size_t)hc * ic;
     float *dwx = dparams, *dwh = dwx + 3 * (size_t)hc * ic;

@@ -1,21 +1,26 @@
 #!/bin/sh
 # Installs the Debian packages elbod needs, by name, and nothing else.
-# A no-op when everything is present. Usage: scripts/deps.sh [build|test|bench]
+# A no-op when everything is present. Usage: scripts/deps.sh [build|test|bench|runtime]
 #   build: what `make` and `make run` need; test: plus what `make test` needs;
-#   bench: plus what the benchmarks need (wrk, nginx, gnuplot, PyTorch).
+#   bench: plus what the benchmarks need (wrk, nginx, gnuplot, PyTorch);
+#   runtime: only the shared libraries an installed elbod and elboctl load (the Dockerfile's
+#   runtime stage), plus curl for health checks.
 set -eu
 what=${1:-test}
 
 build_pkgs="gcc libc6-dev make pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev
-libsqlite3-dev libcurl4-openssl-dev curl ca-certificates"
-test_pkgs="check clang-format python3 procps"
+libsqlite3-dev libcurl4-openssl-dev libsystemd-dev nettle-dev curl ca-certificates"
+test_pkgs="check clang-format python3 procps chromium clang libclang-rt-14-dev openssl"
 bench_pkgs="wrk nginx-light gnuplot-nox python3-torch"
+runtime_pkgs="libopenblas0-pthread libjansson4 libmicrohttpd12 libsqlite3-0 libcurl4 libsystemd0
+libnettle8 ca-certificates curl"
 
 case "$what" in
 build) pkgs=$build_pkgs ;;
 test) pkgs="$build_pkgs $test_pkgs" ;;
 bench) pkgs="$build_pkgs $test_pkgs $bench_pkgs" ;;
-*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+runtime) pkgs=$runtime_pkgs ;;
+*) echo "usage: $0 [build|test|bench|runtime]" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -73,6 +73,8 @@ typedef struct hosted {
     double last_ckpt_time;
 
     atomic_ulong seq; /* seeds of stateless requests and sessions */
+
+    struct episode_ring *episodes; /* returns clients reported (block "episode returns") */
 } hosted;
 
 static struct {
@@ -189,6 +191,7 @@ static void hosted_free(hosted *h)
         session_free(s);
         s = n;
     }
+    free(h->episodes);
     agent_free(h->agent);
     pthread_mutex_destroy(&h->spec_lock);
     pthread_mutex_destroy(&h->pool_lock);
@@ -1356,4 +1359,67 @@ char *svc_metrics_text(size_t *len)
     }
     *len = b.len;
     return b.p;
+}
+
+/* ---- service: episode returns reported by clients ----------------------------------------- */
+
+/* A ring of the last SVC_EPISODES_MAX reports of one agent, allocated at its first report and
+ * freed with the agent. In memory only: nothing is stored. */
+typedef struct episode_ring {
+    long total; /* reports received; report i is in items[i % SVC_EPISODES_MAX] */
+    episode_report items[SVC_EPISODES_MAX];
+} episode_ring;
+
+/* Guards every agent's ring (reports are rare: one per episode). */
+static pthread_mutex_t episodes_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int svc_episode_report(const char *agent, double ret, long steps, episode_report *out, svc_error *e)
+{
+    hosted *h = get_agent(agent, e);
+    if (!h)
+        return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    episode_report rep = {.ret = ret,
+                          .steps = steps,
+                          .model_version = agent_step(h->agent),
+                          .time = ts.tv_sec + ts.tv_nsec / 1e9};
+    int rc = 0;
+    pthread_mutex_lock(&episodes_lock);
+    if (!h->episodes)
+        h->episodes = calloc(1, sizeof *h->episodes);
+    if (h->episodes) {
+        rep.index = h->episodes->total++;
+        h->episodes->items[rep.index % SVC_EPISODES_MAX] = rep;
+    } else {
+        rc = svc_fail(e, 503, "out_of_memory", "", "out of memory");
+    }
+    pthread_mutex_unlock(&episodes_lock);
+    put_agent(h);
+    if (!rc && out)
+        *out = rep;
+    return rc;
+}
+
+int svc_episode_list(const char *agent, episode_report *out, int max, int *n, long *total,
+                     svc_error *e)
+{
+    hosted *h = get_agent(agent, e);
+    if (!h)
+        return -1;
+    *n = 0;
+    *total = 0;
+    pthread_mutex_lock(&episodes_lock);
+    if (h->episodes) {
+        long t = h->episodes->total;
+        long k = t < SVC_EPISODES_MAX ? t : SVC_EPISODES_MAX;
+        if (k > max)
+            k = max > 0 ? max : 0;
+        for (long i = t - k; i < t; i++)
+            out[(*n)++] = h->episodes->items[i % SVC_EPISODES_MAX];
+        *total = t;
+    }
+    pthread_mutex_unlock(&episodes_lock);
+    put_agent(h);
+    return 0;
 }

@@ -62,6 +62,8 @@ static const centry table[] = {
       "commits on power loss, never on a crash of elbod)"),
     S(keys_file, "", "API keys file (see README, Authentication)"),
     B(allow_no_auth, "0", "serve a non-loopback address without API keys"),
+    S(tls_cert, "", "TLS certificate chain (PEM file): serve HTTPS (with tls_key)"),
+    S(tls_key, "", "TLS private key (PEM file, unencrypted) of tls_cert"),
 };
 #undef S
 #undef I
@@ -213,9 +215,10 @@ void config_print_help(FILE *out)
                 env, table[i].def[0] ? table[i].def : "(empty)");
     }
     fprintf(out, "  --print-config\n      print the effective settings and exit\n"
+                 "  --hash-key\n      print the keys-file hash of a key read from stdin\n"
                  "  --help, --version\n\n"
                  "Signals: SIGTERM/SIGINT stop cleanly (finish requests, checkpoint, exit 0);\n"
-                 "SIGHUP reloads the config file's log level.\n");
+                 "SIGHUP reloads the config file's log level and the keys file.\n");
 }
 
 void config_print(const daemon_config *c, FILE *out)
@@ -327,6 +330,10 @@ int config_load(daemon_config *c, int argc, char **argv, FILE *out, FILE *err)
     }
     if (strcmp(c->sync, "full") && strcmp(c->sync, "normal")) {
         fprintf(err, "elbod: sync must be full or normal\n");
+        return -1;
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        fprintf(err, "elbod: tls_cert and tls_key come together (both or neither)\n");
         return -1;
     }
     if (print) {

@@ -31,6 +31,8 @@ typedef struct daemon_config {
     char sync[16];
     char keys_file[1024];
     int allow_no_auth;
+    char tls_cert[1024];
+    char tls_key[1024];
 } daemon_config;
 
 /* Fills defaults, then reads the environment, the config file (--config or ELBOD_CONFIG) and the

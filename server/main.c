@@ -16,20 +16,45 @@
 
 #include "agents.h"
 #include "api/api.h"
+#include "auth.h"
 #include "config.h"
 #include "core/tensor.h"
 #include "core/vmath.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "store.h"
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--hash-key") == 0)
+        return auth_hash_key_main(stdin, stdout, stderr);
     daemon_config cfg;
     int rc = config_load(&cfg, argc, argv, stdout, stderr);
     if (rc)
         return rc > 0 ? 0 : 2;
     log_setup((log_level)log_level_from_name(cfg.log_level), strcmp(cfg.log_format, "json") == 0);
+
+    /* API keys (README, Authentication): required beyond loopback unless explicitly waived. */
+    char err[512];
+    if (!cfg.keys_file[0] && !auth_host_is_loopback(cfg.host)) {
+        if (!cfg.allow_no_auth) {
+            log_msg(LOG_ERROR, "api_keys_required",
+                    "host=%s reason=\"refusing to listen on a non-loopback address without API "
+                    "keys: set keys_file (see README, Authentication), or allow_no_auth to serve "
+                    "without them\"",
+                    cfg.host);
+            return 2;
+        }
+        log_msg(LOG_WARN, "no_api_keys",
+                "host=%s reason=\"allow_no_auth: every client that reaches this address may use "
+                "every route\"",
+                cfg.host);
+    }
+    if (auth_start(cfg.keys_file, err, sizeof err)) {
+        log_msg(LOG_ERROR, "keys_file_invalid", "reason=\"%s\"", err);
+        return 2;
+    }
 
     sigset_t set;
     sigemptyset(&set);
@@ -41,7 +66,6 @@ int main(int argc, char **argv)
     vm_thread_init();
     tensor_set_blas_threads(1);
 
-    char err[512];
     store_t *store = store_open(cfg.data_dir, strcmp(cfg.sync, "full") == 0, err, sizeof err);
     if (!store) {
         log_msg(LOG_ERROR, "store_open_failed", "data_dir=%s reason=\"%s\"", cfg.data_dir, err);
@@ -60,8 +84,12 @@ int main(int argc, char **argv)
     agents_set_ready(1);
     log_msg(LOG_INFO, "listening", "addr=%s port=%d data_dir=%s version=%s pid=%ld", cfg.host, port,
             cfg.data_dir, ELBOD_VERSION, (long)getpid());
+    char status[400];
+    snprintf(status, sizeof status, "serving on %s port %d", cfg.host, port);
+    notify_ready(status);
 
     for (;;) {
+        notify_watchdog();
         struct timespec ts = {1, 0};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig < 0) {
@@ -70,26 +98,34 @@ int main(int argc, char **argv)
             continue;
         }
         if (sig == SIGHUP) {
+            notify_reloading();
             daemon_config fresh;
             FILE *devnull = fopen("/dev/null", "w");
             if (devnull && config_load(&fresh, argc, argv, devnull, devnull) == 0) {
                 log_setup((log_level)log_level_from_name(fresh.log_level),
                           strcmp(fresh.log_format, "json") == 0);
                 log_msg(LOG_INFO, "reloaded", "log_level=%s", fresh.log_level);
+                char why[512];
+                if (auth_reload(fresh.keys_file, why, sizeof why) < 0)
+                    log_msg(LOG_WARN, "keys_reload_failed", "reason=\"%s; kept the old keys\"",
+                            why);
             } else {
                 log_msg(LOG_WARN, "reload_failed", "reason=\"config invalid; kept the old one\"");
             }
             if (devnull)
                 fclose(devnull);
+            notify_ready(status);
             continue;
         }
         log_msg(LOG_INFO, "shutting_down", "signal=%d", sig);
+        notify_stopping("finishing requests, checkpointing agents");
         break;
     }
     agents_set_ready(0);
     http_stop(30.0);
     agents_stop();
     store_close(store);
+    auth_stop();
     log_msg(LOG_INFO, "stopped", "status=clean");
     return 0;
 }

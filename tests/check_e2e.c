@@ -1884,7 +1884,7 @@ static const bad_case bad_cases[] = {
      "\"action_high\":[1,1]}",
      0, 409, "agent_exists", "name"},
     /* unknown routes: 404 */
-    {"GET", "/", NULL, NULL, 0, 404, "not_found", NULL},
+    {"GET", "/ui/nothing.js", NULL, NULL, 0, 404, "not_found", NULL},
     {"GET", "/v1", NULL, NULL, 0, 404, "not_found", NULL},
     {"GET", "/v2/agents", NULL, NULL, 0, 404, "not_found", NULL},
     {"GET", "/v1/agents/t/nothing", NULL, NULL, 0, 404, "not_found", NULL},

@@ -24,6 +24,7 @@ int main(void)
     srunner_add_suite(sr, store_suite());
     srunner_add_suite(sr, e2e_suite());
     srunner_add_suite(sr, clients_suite());
+    srunner_add_suite(sr, auth_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

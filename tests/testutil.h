@@ -49,5 +49,6 @@ Suite *planner_suite(void);
 Suite *store_suite(void);
 Suite *e2e_suite(void);
 Suite *clients_suite(void);
+Suite *auth_suite(void);
 
 #endif

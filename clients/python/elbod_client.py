@@ -472,8 +472,8 @@ class ElbodClient:
     Args:
         base_url: the daemon's address, ``http://127.0.0.1:8080`` by default (``https://`` and
             a path prefix such as ``http://host/elbod`` work too).
-        token: a bearer token, sent as ``Authorization: Bearer <token>`` (elbod does not check
-            keys yet; a proxy in front of it may).
+        token: an API key, sent as ``Authorization: Bearer <token>`` (needed when elbod has a
+            keys file; see its README, Authentication).
         timeout: seconds to wait for connecting and for each answer (planning with a large
             population or horizon may need more than the default 60).
         retries: how many times a request refused with 503 ``overloaded`` (or
