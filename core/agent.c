@@ -492,6 +492,18 @@ static void get_norm(rbuf *r, model_norm *n, int dx)
     n->rew_m2 = get_f64(r);
 }
 
+/* Finite statistics with non-negative counts and second moments. */
+static int norm_valid(const model_norm *n, int dx)
+{
+    if (!(n->count >= 0 && n->rew_count >= 0 && isfinite(n->count) && isfinite(n->rew_count) &&
+          isfinite(n->rew_mean) && n->rew_m2 >= 0 && isfinite(n->rew_m2)))
+        return 0;
+    for (int i = 0; i < dx; i++)
+        if (!isfinite(n->obs_mean[i]) || !(n->obs_m2[i] >= 0) || !isfinite(n->obs_m2[i]))
+            return 0;
+    return 1;
+}
+
 static void put_floats(wbuf *w, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -608,22 +620,43 @@ int agent_checkpoint_restore(agent_t *a, const unsigned char *buf, size_t len, c
     }
     model_norm norm;
     get_norm(&r, &norm, c.obs_dim);
-    long step = (long)get_u64(&r);
+    uint64_t step_u = get_u64(&r);
     uint64_t n = get_u64(&r);
     if (r.bad || n != a->model.n_params || r.len - r.pos != 4 * 4 * n + 32) {
         snprintf(err, errlen, "checkpoint parameter block has the wrong size");
         return AGENT_ECORRUPT;
     }
+    /* A valid checksum says the bytes are the ones written, not that they make sense: a step out
+     * of range or a non-finite number would break every later training step. */
+    if (step_u > (1ull << 53) || !norm_valid(&norm, c.obs_dim)) {
+        snprintf(err, errlen, "checkpoint step or normaliser out of range");
+        return AGENT_ECORRUPT;
+    }
+    float *tmp = params_alloc(4 * n);
+    if (!tmp) {
+        snprintf(err, errlen, "out of memory");
+        return AGENT_ENOMEM;
+    }
+    get_floats(&r, tmp, 4 * n);
+    int finite = tensor_all_finite(tmp, 4 * n);
+    for (size_t i = 3 * n; finite && i < 4 * n; i++)
+        finite = tmp[i] >= 0.0f; /* second moments */
+    if (!finite) {
+        params_free(tmp);
+        snprintf(err, errlen, "checkpoint holds non-finite parameters or optimizer state");
+        return AGENT_ECORRUPT;
+    }
     /* Everything is checked: now replace the state under the training lock. */
     pthread_mutex_lock(&a->train_lock);
-    get_floats(&r, a->params, n);
-    get_floats(&r, a->target, n);
-    get_floats(&r, a->adam_m, n);
-    get_floats(&r, a->adam_v, n);
+    tensor_copy(a->params, tmp, n);
+    tensor_copy(a->target, tmp + n, n);
+    tensor_copy(a->adam_m, tmp + 2 * n, n);
+    tensor_copy(a->adam_v, tmp + 3 * n, n);
+    params_free(tmp);
     for (int i = 0; i < 4; i++)
         a->rng.s[i] = get_u64(&r);
     a->rng.has_spare = 0;
-    a->step = step;
+    a->step = (long)step_u;
     pthread_mutex_lock(&a->norm_lock);
     a->norm = norm;
     pthread_mutex_unlock(&a->norm_lock);

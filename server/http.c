@@ -196,6 +196,27 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&H.inflight, 1);
 }
 
+/* snprintf(dst, cap, "%s", src), without printf's machinery: on_request runs for every request,
+ * and its three snprintf calls were 3% of the polling threads' time under load. */
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The request id: "%08x-%06lx" of the boot tag and the low 24 bits of the sequence number. */
+static void format_request_id(char out[16], uint32_t boot, unsigned long seq)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++)
+        out[i] = hex[(boot >> (28 - 4 * i)) & 0xf];
+    out[8] = '-';
+    for (int i = 0; i < 6; i++)
+        out[9 + i] = hex[(seq >> (20 - 4 * i)) & 0xf];
+    out[15] = '\0';
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -212,12 +233,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rc->conn = c;
         rc->start = now_s();
         rc->url = strdup(url);
-        snprintf(rc->method, sizeof rc->method, "%s", method);
-        snprintf(rc->request_id, sizeof rc->request_id, "%08x-%06lx", H.boot,
-                 (unsigned long)atomic_fetch_add(&H.seq, 1) & 0xffffff);
+        copy_text(rc->method, sizeof rc->method, method);
+        format_request_id(rc->request_id, H.boot, (unsigned long)atomic_fetch_add(&H.seq, 1));
         const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
         if (ct) {
-            snprintf(rc->content_type, sizeof rc->content_type, "%s", ct);
+            copy_text(rc->content_type, sizeof rc->content_type, ct);
             rc->has_content_type = 1;
         }
         if (!rc->url)

@@ -163,6 +163,8 @@ code=$(curl -s -o "$work/create.json" -w '%{http_code}' -H 'Content-Type: applic
 lost=0
 duplicated=0
 kills=0
+inflight=0
+inflight_stored=0
 t0=$(date +%s)
 for round in $(seq 1 "$ROUNDS"); do
 	# Two clients, so that the kill also meets requests sharing a group commit.
@@ -192,6 +194,8 @@ for round in $(seq 1 "$ROUNDS"); do
 	comm -23 "$work/sent.s" "$work/acked.s" >"$work/inflight"
 	resubmit "$work/inflight"
 	cat "$work/inflight" >>"$work/acked"
+	inflight=$((inflight + sub_n))
+	inflight_stored=$((inflight_stored + sub_dup))
 	want=$(awk '{ s += $2 } END { print s + 0 }' "$work/acked")
 	st=$(curl -s -m 10 "$base/v1/agents/$AGENT/training")
 	replay=$(json_int "$st" replay_size)
@@ -234,7 +238,8 @@ pid=""
 [ "$rc" = 0 ] || fail "elbod exited $rc on SIGTERM"
 
 n=$(wc -l <"$work/acked")
-echo "crash test: $(($(date +%s) - t0)) s, $(wc -l <"$work/sent") episodes sent"
+echo "crash test: $(($(date +%s) - t0)) s; $inflight episodes were in flight at the kills" \
+	"($inflight_stored of them stored before the kill, unanswered)"
 echo "crash test: $kills of $ROUNDS kills, $n episodes acknowledged, $lost lost," \
 	"$duplicated duplicated"
 exit "$failed"

@@ -64,8 +64,7 @@ $(FUZZ_TARGETS:%=fuzz-run-%): fuzz-run-%: $(FUZZ_DIR)/%
 test-fuzz: $(FUZZ_TARGETS:%=test-fuzz-%)
 
 $(FUZZ_TARGETS:%=test-fuzz-%): test-fuzz-%: $(FUZZ_DIR)/%
-	@rm -rf $(FUZZ_DIR)/test-corpus/$*
-	@sh tests/fuzz/run.sh $* $(FUZZ_TEST_SECONDS) $(FUZZ_DIR)/test-corpus/$* $(FUZZ_OPTS_$*)
+	@sh tests/fuzz/run.sh $* $(FUZZ_TEST_SECONDS) - $(FUZZ_OPTS_$*)
 
 $(GEN_CKPT_BIN): $(BUILD)/tests/fuzz/gen_checkpoints.o $(CORE_LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $(BUILD)/tests/fuzz/gen_checkpoints.o $(CORE_LIB) $(LDLIBS_ALL)

@@ -7,6 +7,7 @@ A handful of valid and invalid requests for every route of the route table of AP
 (api/api.c); a route this script has no bodies for gets an empty and an "{}" request. Files are
 named seed-*; other files in OUT_DIR (crash-* regression inputs) stay.
 """
+import hashlib
 import json
 import os
 import re
@@ -229,7 +230,9 @@ def main():
         nonlocal n
         slug = re.sub(r"[^a-z0-9]+", "_", (method + pattern).lower()).strip("_")
         data = f"{opts} {method} {pattern}\n".encode() + body.encode("latin-1")
-        with open(os.path.join(out, f"seed-{slug}-{n:03d}"), "wb") as fh:
+        # Named by content: regenerating after a change to the routes renames nothing else.
+        name = f"seed-{slug}-{hashlib.sha1(data).hexdigest()[:8]}"
+        with open(os.path.join(out, name), "wb") as fh:
             fh.write(data)
         n += 1
 

@@ -471,4 +471,3 @@ svc_limits svc_get_limits(void)
     svc_limits l = {1 << 20, 16, 64};
     return l;
 }
-
