@@ -233,6 +233,10 @@ http {
     scgi_temp_path $ng/tmp;
     keepalive_timeout 65;
     keepalive_requests 100000000;
+    # The file's descriptor stays open: without it nginx opens, stats and closes the file on
+    # every request (about a third fewer requests per second here).
+    open_file_cache max=16 inactive=3600s;
+    open_file_cache_valid 3600s;
     server {
         listen $host:$nginx_port;
         root $ng/www;
@@ -310,11 +314,11 @@ now() { date +%s.%N; }
 # drain: waits for the worker queue to empty. Requests whose client left (wrk closes its
 # connections at the end of a run) still run their plans; a submission queues behind them.
 drain() {
-	t0=$(now)
-	code=$(curl -s -m 300 -o /dev/null -w '%{http_code}' -X POST "$sub_url" \
+	d0=$(now)
+	dcode=$(curl -s -m 300 -o /dev/null -w '%{http_code}' -X POST "$sub_url" \
 		-H 'Content-Type: application/json' --data-binary "@$tmp/submit.json") || true
-	el=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-	echo "               (worker queue drained in ${el}s, status $code)"
+	del=$(awk -v a="$d0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+	echo "               (worker queue drained in ${del}s, status $dcode)"
 }
 
 # bench NAME CONNS SCRIPT URL [-- SCRIPT_ARGS...]: a measured run, with the training steps
@@ -364,11 +368,6 @@ for c in $conns; do
 	drain
 done
 
-echo "== transition submission (one 8-step episode per request, sync as configured)"
-for c in $conns; do
-	BENCH_HTTP_BODY="$tmp/submit.json" bench submit "$c" "$post_lua" "$sub_url"
-done
-
 echo "== policy act at 16 connections while a second wrk runs plan-mode session acts at 16"
 s0=$(train_step)
 t0=$(now)
@@ -383,12 +382,18 @@ sleep 0.5
 BENCH_HTTP_BODY="$tmp/policy.json" wrk_run policy+plan 16 "$tmp/wrk-policy+plan-16.txt" \
 	"$post_lua" "$act_url"
 wait "$bg" || exit 1
-drain
 t1=$(now)
 s1=$(train_step)
 el=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 record policy+plan 16 "$tmp/wrk-policy+plan-16.txt" "$s0" "$s1" "$el"
 record plan-bg 16 "$tmp/wrk-plan-bg.txt" "$s0" "$s1" "$el"
+drain
+
+# Last: it fills the replay with thousands of 8-step episodes.
+echo "== transition submission (one 8-step episode per request, sync as configured)"
+for c in $conns; do
+	BENCH_HTTP_BODY="$tmp/submit.json" bench submit "$c" "$post_lua" "$sub_url"
+done
 
 # ---- table and RESULT ----------------------------------------------------------------------
 load=$(cut -d' ' -f1-3 /proc/loadavg)
