@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -284,11 +285,31 @@ static int checkpoint_agent(hosted *h, const char *why)
     return 0;
 }
 
+/* Trainers run at the daemon's own nice level plus TRAINER_NICE, like the plan workers
+ * (server/http.c), whichever thread started them: a trainer created by a request on a (niced)
+ * worker and one started at load time then compete alike, and neither starves the HTTP threads.
+ * Linux keeps one nice value per thread; elsewhere the whole process would change, so no. */
+#define TRAINER_NICE 5
+
+static void set_trainer_priority(void)
+{
+#ifdef __linux__
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, (id_t)getpid());
+    if (errno == 0) {
+        int level = base + TRAINER_NICE > 19 ? 19 : base + TRAINER_NICE;
+        if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), level))
+            log_msg(LOG_DEBUG, "trainer_nice_failed", "errno=%d", errno);
+    }
+#endif
+}
+
 static void *trainer_main(void *arg)
 {
     hosted *h = arg;
     vm_thread_init();
     tensor_set_blas_threads(1);
+    set_trainer_priority();
     double last_ckpt = now_s(), t_prev = now_s();
     for (;;) {
         train_config tc;
