@@ -484,6 +484,73 @@ static agent_t *trained_agent(const model_config *c, int steps, unsigned char **
     return a;
 }
 
+/* CRC-32 (zlib's polynomial), to forge images whose checksum is right but whose values are not. */
+static uint32_t test_crc32(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xffffffffu;
+}
+
+static void reseal(unsigned char *buf, size_t len)
+{
+    uint32_t c = test_crc32(buf, len - 4);
+    for (int i = 0; i < 4; i++)
+        buf[len - 4 + (size_t)i] = (unsigned char)(c >> (8 * i));
+}
+
+/* A valid checksum is not enough: non-finite parameters, negative second moments and absurd
+ * steps are refused, and the agent stays as it was. */
+START_TEST(test_checkpoint_values_checked)
+{
+    model_config c;
+    tiny_config(&c);
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    agent_t *a = trained_agent(&c, 3, &buf, &len);
+    agent_t *b = new_agent(&c);
+    float *p0 = copy_params(b);
+    size_t n = b->model.n_params;
+    /* Layout of the tail: params, target, m, v (n floats each), rng (32 bytes), CRC (4). */
+    size_t params_at = len - 4 - 32 - 16 * n, v_at = params_at + 12 * n;
+    size_t step_at = params_at - 16; /* step (u64) then n (u64) precede the parameters */
+    struct {
+        size_t at;
+        unsigned char bytes[8];
+        size_t count;
+    } cases[] = {
+        {params_at, {0x00, 0x00, 0xc0, 0x7f}, 4},                       /* NaN parameter */
+        {v_at, {0x00, 0x00, 0x80, 0xbf}, 4},                            /* v = -1 */
+        {step_at, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, 8}, /* step LONG_MAX */
+        {step_at, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 8}, /* step -1 */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        unsigned char *bad = malloc(len);
+        ck_assert_ptr_nonnull(bad);
+        memcpy(bad, buf, len);
+        memcpy(bad + cases[k].at, cases[k].bytes, cases[k].count);
+        reseal(bad, len);
+        char err[256] = "";
+        ck_assert_int_eq(agent_checkpoint_restore(b, bad, len, err, sizeof err), AGENT_ECORRUPT);
+        ck_assert(same_floats(b->params, p0, n));
+        ck_assert_int_eq(b->step, 0);
+        free(bad);
+    }
+    /* The unmodified image, resealed the same way, still loads: the forging is sound. */
+    char err[256] = "";
+    reseal(buf, len);
+    ck_assert_msg(agent_checkpoint_restore(b, buf, len, err, sizeof err) == 0, "%s", err);
+    free(p0);
+    free(buf);
+    agent_free(a);
+    agent_free(b);
+}
+END_TEST
+
 START_TEST(test_checkpoint_round_trip)
 {
     model_config c;
@@ -1160,6 +1227,7 @@ Suite *agent_suite(void)
     tcase_add_test(tk, test_checkpoint_other_shape);
     tcase_add_test(tk, test_checkpoint_every_byte_corrupted);
     tcase_add_test(tk, test_checkpoint_files);
+    tcase_add_test(tk, test_checkpoint_values_checked);
     tcase_add_test(tk, test_checkpoint_resume_odd_noise);
     suite_add_tcase(s, tk);
     TCase *tl = tcase_create("learning");
