@@ -44,7 +44,7 @@ CORE_LIB := $(BUILD)/libelbocore.a
 SERVER_LIB := $(BUILD)/libelboserver.a
 CHECK_BIN := $(BUILD)/tests/check_elbo
 
-.PHONY: all deps deps-build deps-bench test test-python test-unit test-san check-format format check-layering \
+.PHONY: all deps deps-build deps-bench check-openapi test test-python test-unit test-san check-format format check-layering \
 	run clean help
 
 ELBOD_BIN := $(BUILD)/elbod
@@ -109,7 +109,7 @@ $(CHECK_BIN): $(TEST_OBJS) $(SERVER_LIB) $(CORE_LIB)
 
 # The test command of the README: install, check, build, run release and sanitizer builds.
 test: deps
-	@$(MAKE) --no-print-directory check-format check-layering
+	@$(MAKE) --no-print-directory check-format check-layering check-openapi
 	@$(MAKE) --no-print-directory test-python
 	@$(MAKE) --no-print-directory test-deploy
 	@$(MAKE) --no-print-directory test-unit
@@ -135,6 +135,10 @@ test-san:
 		build/san/elbod build/san/elboctl build/san/robot_pendulum build/san/robot_cartpole
 	CK_FORK=no ELBOD_BIN=build/san/elbod ELBOCTL_BIN=build/san/elboctl ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build/san/tests/check_elbo
+
+# api/openapi.yaml names every route of api/api.c and every field the api reads or writes.
+check-openapi:
+	@python3 tests/check_openapi.py
 
 check-format:
 	@clang-format --dry-run --Werror $(ALL_C) $(ALL_H) && echo "format: ok"

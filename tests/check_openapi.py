@@ -55,13 +55,31 @@ def operations_of(yaml_text):
     return ops
 
 
+def fields_of(c_text):
+    """Every JSON field name the C side reads or writes: keys passed to json_object_set_new,
+    literal "name": fragments of the direct writer, the allowed-key lists and the config field
+    tables."""
+    keys = set(re.findall(r'json_object_set_new\(\w+, "([a-z_0-9]+)"', c_text))
+    keys |= set(re.findall(r'"([a-z_]{2,})":', c_text))
+    keys |= set(re.findall(r'\{"([a-z_]+)",\s*F_', c_text))
+    keys |= set(re.findall(r'(?<!define )\b[MPT]F\((\w+)', c_text))
+    for arr in re.findall(r'static const char \*const \w+\[\] = \{(.*?)\};', c_text, re.S):
+        keys |= set(re.findall(r'"([a-z_]{2,})"', arr))
+    return sorted(keys)
+
+
 def main(argv):
     root = argv[1] if len(argv) > 1 else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         with open(os.path.join(root, "api", "api.c"), encoding="utf-8") as f:
             routes = routes_of(f.read())
         with open(os.path.join(root, "api", "openapi.yaml"), encoding="utf-8") as f:
-            ops = operations_of(f.read())
+            spec = f.read()
+            ops = operations_of(spec)
+        c_text = ""
+        for name in ("api.c", "config_json.c"):
+            with open(os.path.join(root, "api", name), encoding="utf-8") as f:
+                c_text += f.read()
     except (OSError, ValueError) as e:
         print("check_openapi: %s" % e, file=sys.stderr)
         return 2
@@ -77,8 +95,12 @@ def main(argv):
               % (method, path))
     for method, path in dups:
         print("check_openapi: %s %s appears more than once in api/openapi.yaml" % (method, path))
-    failed = len(missing) + len(extra) + len(dups)
-    passed = len(routes) - len(missing)
+    fields = fields_of(c_text)
+    undocumented = [k for k in fields if not re.search(r"\b%s\b" % re.escape(k), spec)]
+    for k in undocumented:
+        print("check_openapi: field %s (api/) is not in api/openapi.yaml" % k)
+    failed = len(missing) + len(extra) + len(dups) + len(undocumented)
+    passed = len(routes) - len(missing) + len(fields) - len(undocumented)
     print("check_openapi: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
