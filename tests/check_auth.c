@@ -38,20 +38,6 @@
 
 /* ---- utilities ---------------------------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* The whole file (malloc'd, NUL-terminated; "" when unreadable). */
 static char *slurp(const char *path)
 {
@@ -85,29 +71,6 @@ static void write_file(const char *path, const char *text)
     fputs(text, f);
     ck_assert_int_eq(fclose(f), 0);
     ck_assert_int_eq(rename(tmp, path), 0);
-}
-
-static void rm_rf(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (!dir) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char child[1024];
-        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_rf(child);
-        else
-            unlink(child);
-    }
-    closedir(dir);
-    rmdir(path);
 }
 
 /* ---- keys --------------------------------------------------------------------------------- */
@@ -169,21 +132,6 @@ static const char *elbod_bin(void)
     return b && *b ? b : "build/elbod";
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof a;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &sl), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void auth_setup(void)
 {
     memset(&D, 0, sizeof D);
@@ -206,7 +154,7 @@ static void auth_teardown(void)
         waitpid(D.pid, NULL, 0);
     }
     if (D.dir[0])
-        rm_rf(D.dir);
+        test_rm_rf(D.dir);
     memset(&D, 0, sizeof D);
 }
 
@@ -230,7 +178,7 @@ static pid_t spawn(const char *host, int port, const char *const *extra)
         argv[n++] = extra[i];
     argv[n] = NULL;
     for (int i = 0; i < 100 && access(elbod_bin(), X_OK) != 0; i++)
-        sleep_ms(100); /* a build next to the tests may be relinking it */
+        test_sleep_ms(100); /* a build next to the tests may be relinking it */
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -251,15 +199,15 @@ static pid_t spawn(const char *host, int port, const char *const *extra)
 /* Waits up to timeout_s for pid to exit: 1 with its status, 0 when it still runs. */
 static int wait_exit(pid_t pid, double timeout_s, int *status)
 {
-    double until = now_s() + timeout_s;
+    double until = test_now_s() + timeout_s;
     for (;;) {
         pid_t r = waitpid(pid, status, WNOHANG);
         if (r == pid)
             return 1;
         ck_assert_msg(r == 0, "waitpid: %s", strerror(errno));
-        if (now_s() > until)
+        if (test_now_s() > until)
             return 0;
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
 }
 
@@ -267,7 +215,7 @@ static int wait_exit(pid_t pid, double timeout_s, int *status)
  * the daemon exits. */
 static void wait_log(const char *what, double timeout_s)
 {
-    double until = now_s() + timeout_s;
+    double until = test_now_s() + timeout_s;
     for (;;) {
         char *log = slurp(D.log);
         int found = strstr(log, what) != NULL;
@@ -281,10 +229,10 @@ static void wait_log(const char *what, double timeout_s)
             ck_abort_msg("elbod exited (status 0x%x) before logging %s:\n%.3000s", (unsigned)st,
                          what, log);
         }
-        if (now_s() > until)
+        if (test_now_s() > until)
             ck_abort_msg("elbod did not log %s within %.0f s:\n%.3000s", what, timeout_s, log);
         free(log);
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
 }
 
@@ -393,11 +341,11 @@ static long status_of(const char *method, const char *path, const char *authoriz
 static void daemon_start(const char *const *extra)
 {
     for (int attempt = 0; attempt < 5; attempt++) {
-        D.port = free_port();
+        D.port = test_free_port();
         D.pid = spawn("127.0.0.1", D.port, extra);
-        double until = now_s() + 60.0;
+        double until = test_now_s() + 60.0;
         int st = 0, exited = 0;
-        while (now_s() < until) {
+        while (test_now_s() < until) {
             if (waitpid(D.pid, &st, WNOHANG) == D.pid) {
                 exited = 1;
                 break;
@@ -407,7 +355,7 @@ static void daemon_start(const char *const *extra)
             free(r.body);
             if (rc == 0 && r.status == 200)
                 return;
-            sleep_ms(20);
+            test_sleep_ms(20);
         }
         char *log = slurp(D.log);
         if (!exited) {
@@ -420,7 +368,7 @@ static void daemon_start(const char *const *extra)
         if (!strstr(log, "listen_failed") && !(WIFEXITED(st) && WEXITSTATUS(st) == 127))
             ck_abort_msg("elbod exited at start (status 0x%x):\n%.3000s", (unsigned)st, log);
         free(log);
-        sleep_ms(100);
+        test_sleep_ms(100);
     }
     ck_abort_msg("elbod did not start in 5 attempts");
 }
@@ -452,7 +400,7 @@ static void daemon_stop(void)
  * status 2 before listening, and the log holding `want`. Returns the log (malloc'd). */
 static char *expect_refusal(const char *host, const char *const *extra, const char *want)
 {
-    D.pid = spawn(host, free_port(), extra);
+    D.pid = spawn(host, test_free_port(), extra);
     int st = 0;
     if (!wait_exit(D.pid, 30.0, &st)) {
         kill(D.pid, SIGKILL);
@@ -711,11 +659,11 @@ START_TEST(test_allow_no_auth_starts)
     /* Bound to every interface for a moment, and stopped as soon as it listens: no request. */
     for (int attempt = 0;; attempt++) {
         const char *extra[] = {"--allow-no-auth", NULL};
-        D.pid = spawn("0.0.0.0", free_port(), extra);
-        double until = now_s() + 60.0;
+        D.pid = spawn("0.0.0.0", test_free_port(), extra);
+        double until = test_now_s() + 60.0;
         char *log = NULL;
         int st = 0, exited = 0;
-        while (now_s() < until) {
+        while (test_now_s() < until) {
             free(log);
             log = slurp(D.log);
             if (strstr(log, "event=listening"))
@@ -725,7 +673,7 @@ START_TEST(test_allow_no_auth_starts)
                 D.pid = 0;
                 break;
             }
-            sleep_ms(20);
+            test_sleep_ms(20);
         }
         if (exited && strstr(log, "listen_failed") && attempt < 4) {
             free(log);
@@ -959,7 +907,7 @@ START_TEST(test_tls)
     char *keep = asan ? strdup(asan) : NULL, opts[600];
     snprintf(opts, sizeof opts, "%s%sdetect_leaks=0", keep ? keep : "", keep ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
-    D.pid = spawn("127.0.0.1", free_port(), extra);
+    D.pid = spawn("127.0.0.1", test_free_port(), extra);
     if (keep)
         setenv("ASAN_OPTIONS", keep, 1);
     else

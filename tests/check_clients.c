@@ -39,20 +39,6 @@
 
 /* ---- small utilities ---------------------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* A printf into one of a few rotating static buffers: valid until 8 more calls. */
 static const char *P(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static const char *P(const char *f, ...)
@@ -102,29 +88,6 @@ static long file_size(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
-}
-
-static void rm_rf(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (!dir) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char child[1024];
-        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_rf(child);
-        else
-            unlink(child);
-    }
-    closedir(dir);
-    rmdir(path);
 }
 
 /* Lines of text that start with prefix. */
@@ -182,21 +145,6 @@ static const char *robot_bin(const char *task)
 }
 
 /* A port that was free a moment ago: bind 127.0.0.1:0, read the port, close. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof a;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &sl), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static size_t discard(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     (void)ptr;
@@ -233,7 +181,7 @@ static void daemon_start(void)
     ck_assert_msg(access(elbod_bin(), X_OK) == 0,
                   "%s is not an executable (build it with make, or set ELBOD_BIN)", elbod_bin());
     for (int attempt = 0; attempt < 5; attempt++) {
-        daemon_port = free_port();
+        daemon_port = test_free_port();
         snprintf(url, sizeof url, "http://127.0.0.1:%d", daemon_port);
         char port[16], data[600];
         snprintf(port, sizeof port, "%d", daemon_port);
@@ -255,16 +203,16 @@ static void daemon_start(void)
             _exit(127);
         }
         daemon_pid = pid;
-        double until = now_s() + 60.0;
+        double until = test_now_s() + 60.0;
         int st = 0, exited = 0;
-        while (now_s() < until) {
+        while (test_now_s() < until) {
             if (waitpid(pid, &st, WNOHANG) == pid) {
                 exited = 1;
                 break;
             }
             if (http_status("/readyz") == 200)
                 return;
-            sleep_ms(20);
+            test_sleep_ms(20);
         }
         daemon_pid = 0;
         char *out = read_file_from(log_path(), log_from < 0 ? 0 : log_from);
@@ -286,15 +234,15 @@ static void daemon_stop(void)
     ck_assert_int_gt(daemon_pid, 0);
     ck_assert_int_eq(kill(daemon_pid, SIGTERM), 0);
     int st = 0;
-    double until = now_s() + 60.0;
+    double until = test_now_s() + 60.0;
     while (waitpid(daemon_pid, &st, WNOHANG) != daemon_pid) {
-        if (now_s() > until) {
+        if (test_now_s() > until) {
             kill(daemon_pid, SIGKILL);
             waitpid(daemon_pid, &st, 0);
             daemon_pid = 0;
             ck_abort_msg("elbod did not stop within 60 s of SIGTERM");
         }
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     daemon_pid = 0;
     char *out = read_file_from(log_path(), 0);
@@ -325,7 +273,7 @@ static void teardown(void)
         daemon_pid = 0;
     }
     if (work[0])
-        rm_rf(work);
+        test_rm_rf(work);
     work[0] = '\0';
 }
 
@@ -367,14 +315,14 @@ static int run(const char *const *argv, const char *stdin_path, const char *env)
         _exit(127);
     }
     int st = 0;
-    double until = now_s() + 150.0;
+    double until = test_now_s() + 150.0;
     while (waitpid(pid, &st, WNOHANG) != pid) {
-        if (now_s() > until) {
+        if (test_now_s() > until) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             ck_abort_msg("%s %s did not finish within 150 s", argv[0], argv[1] ? argv[1] : "");
         }
-        sleep_ms(5);
+        test_sleep_ms(5);
     }
     last_out = read_file_from(outp, 0);
     last_err = read_file_from(errp, 0);
@@ -516,7 +464,7 @@ END_TEST
 START_TEST(test_daemon_down)
 {
     /* A port nobody listens on: every command that talks to elbod says 2. */
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", free_port());
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", test_free_port());
     CTL(2, "health");
     CTL(2, "list");
     CTL(2, "--json", "show", "a");
@@ -855,7 +803,7 @@ START_TEST(test_robots)
                           "--create-args",
                           ROBOT_ARGS,
                           NULL};
-    double t0 = now_s();
+    double t0 = test_now_s();
     int ex = run(argv, NULL, NULL);
     ck_assert_msg(ex == 0, "robot_pendulum: exit %d\n%.2000s\n%.2000s", ex, last_out, last_err);
     ck_assert_int_eq(count_lines(last_out, "pendulum episode="), 3);
@@ -864,7 +812,7 @@ START_TEST(test_robots)
     ASSERT_HAS(last_out, "steps=200 ");
     ASSERT_HAS(last_out, "p99_ms=");
     ASSERT_HAS(last_err, "created agent pend");
-    fprintf(stderr, "clients: 3 pendulum episodes in %.1f s\n", now_s() - t0);
+    fprintf(stderr, "clients: 3 pendulum episodes in %.1f s\n", test_now_s() - t0);
     char *rows = read_file_from(csvp, 0);
     ck_assert_int_eq(count_lines(rows, "task,seed,episode,return,steps,seconds,model_version,"
                                        "p50_ms,p99_ms"),

@@ -37,20 +37,6 @@
 
 /* ---- small utilities ---------------------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* A malloc'd printf; the caller frees it. */
 static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static char *fmt(const char *f, ...)
@@ -111,29 +97,6 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
-static void rm_rf(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (!dir) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char child[1024];
-        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_rf(child);
-        else
-            unlink(child);
-    }
-    closedir(dir);
-    rmdir(path);
-}
-
 /* ---- daemons ------------------------------------------------------------------------------ */
 
 #define MAX_DAEMONS 4
@@ -156,22 +119,6 @@ static const char *elbod_bin(void)
 }
 
 /* A port that was free a moment ago: bind 127.0.0.1:0, read the port, close. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t sl = sizeof a;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &sl), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* Starts the binary on d's data directory and the given port, output appended to its log. */
 static pid_t spawn(const elbod *d, int port, const char *const *extra)
 {
@@ -212,15 +159,15 @@ static pid_t spawn(const elbod *d, int port, const char *const *extra)
 /* Waits up to timeout_s for pid to exit; 1 with its status, 0 when it still runs. */
 static int wait_exit(pid_t pid, double timeout_s, int *status)
 {
-    double until = now_s() + timeout_s;
+    double until = test_now_s() + timeout_s;
     for (;;) {
         pid_t r = waitpid(pid, status, WNOHANG);
         if (r == pid)
             return 1;
         ck_assert_msg(r == 0, "waitpid(%ld): %s", (long)pid, strerror(errno));
-        if (now_s() > until)
+        if (test_now_s() > until)
             return 0;
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
 }
 
@@ -234,7 +181,7 @@ static void daemon_start(elbod *d, const char *const *extra)
 {
     /* A build running next to the tests may be relinking the binary: give it a moment. */
     for (int i = 0; i < 100 && access(elbod_bin(), X_OK) != 0; i++)
-        sleep_ms(100);
+        test_sleep_ms(100);
     ck_assert_msg(access(elbod_bin(), X_OK) == 0,
                   "%s is not an executable (build it with make, or set ELBOD_BIN)", elbod_bin());
     if (!d->dir[0]) {
@@ -244,13 +191,13 @@ static void daemon_start(elbod *d, const char *const *extra)
         snprintf(d->logpath, sizeof d->logpath, "%s/elbod.stderr", d->dir);
     }
     for (int attempt = 0; attempt < 5; attempt++) {
-        d->port = free_port();
+        d->port = test_free_port();
         d->log_from = file_size(d->logpath);
         d->pid = spawn(d, d->port, extra);
         cur_port = d->port;
-        double until = now_s() + 60.0;
+        double until = test_now_s() + 60.0;
         int exited = 0, st = 0;
-        while (now_s() < until) {
+        while (test_now_s() < until) {
             pid_t r = waitpid(d->pid, &st, WNOHANG);
             if (r == d->pid) {
                 exited = 1;
@@ -263,7 +210,7 @@ static void daemon_start(elbod *d, const char *const *extra)
                 return;
             }
             free(text);
-            sleep_ms(20);
+            test_sleep_ms(20);
         }
         char *out = read_file_from(d->logpath, d->log_from);
         if (!exited) {
@@ -281,7 +228,7 @@ static void daemon_start(elbod *d, const char *const *extra)
             ck_abort_msg("elbod (%s) exited at start (status 0x%x); its output:\n%.2000s",
                          elbod_bin(), (unsigned)st, out);
         free(out);
-        sleep_ms(100);
+        test_sleep_ms(100);
     }
     ck_abort_msg("elbod did not start in 5 attempts (ports taken, or %s missing)", elbod_bin());
 }
@@ -362,7 +309,7 @@ static void e2e_teardown(void)
             waitpid(d->pid, NULL, 0);
         }
         if (d->dir[0])
-            rm_rf(d->dir);
+            test_rm_rf(d->dir);
         memset(d, 0, sizeof *d);
     }
 }
@@ -752,7 +699,7 @@ static long long replay_size(const char *agent)
 /* Polls GET .../training until step >= min_step; returns the step. */
 static long long wait_step(const char *agent, long long min_step, double timeout_s)
 {
-    double until = now_s() + timeout_s;
+    double until = test_now_s() + timeout_s;
     for (;;) {
         json_t *t = training(agent);
         long long step = jint(t, "step");
@@ -760,13 +707,13 @@ static long long wait_step(const char *agent, long long min_step, double timeout
             json_decref(t);
             return step;
         }
-        if (now_s() > until) {
+        if (test_now_s() > until) {
             char *s = dump(t);
             ck_abort_msg("agent %s: step %lld after %.0f s, expected >= %lld: %.1000s", agent, step,
                          timeout_s, min_step, s);
         }
         json_decref(t);
-        sleep_ms(25);
+        test_sleep_ms(25);
     }
 }
 
@@ -1221,7 +1168,7 @@ START_TEST(test_transitions_training_metrics)
     ck_assert_int_eq(jint(t, "replay_size"), 10);
     ck_assert_int_eq(jint(t, "transitions_total"), 10);
     json_decref(t);
-    sleep_ms(300);
+    test_sleep_ms(300);
     t = training("learner");
     ck_assert_int_eq(jint(t, "step"), 0);
     ck_assert(!jbool(t, "training"));
@@ -1281,12 +1228,12 @@ START_TEST(test_transitions_training_metrics)
     /* A step already running may still finish (one at most); then the step stays put, where
      * unpaused training would have made some 50 steps in each 500 ms. */
     long long paused_at = -1;
-    for (double until = now_s() + 10.0; now_s() < until;) {
+    for (double until = test_now_s() + 10.0; test_now_s() < until;) {
         t = training("learner");
         long long a = jint(t, "step");
         ck_assert(jbool(t, "paused"));
         json_decref(t);
-        sleep_ms(500);
+        test_sleep_ms(500);
         t = training("learner");
         long long b = jint(t, "step");
         json_decref(t);
@@ -1553,8 +1500,8 @@ START_TEST(test_training_while_acting)
     /* keep acting (stateless and in the session) while the trainer publishes new versions */
     long long first = -1, last = -1;
     int advances = 0, acts = 0;
-    double until = now_s() + 20.0;
-    while (advances < 2 && now_s() < until) {
+    double until = test_now_s() + 20.0;
+    while (advances < 2 && test_now_s() < until) {
         json_t *r;
         if (acts % 2)
             r = callf("POST", sact, 200, "{\"observation\":[%g,%g,%g],\"reward\":0.1}",
@@ -1640,13 +1587,13 @@ START_TEST(test_kill9_loses_nothing)
         acked += 10;
         if (i == K / 2) {
             /* wait for a periodic checkpoint, so that the restart has one to load */
-            double until = now_s() + 30.0;
+            double until = test_now_s() + 30.0;
             long long ck = 0;
-            while (ck == 0 && now_s() < until) {
+            while (ck == 0 && test_now_s() < until) {
                 json_t *t = training("crash");
                 ck = jint(t, "last_checkpoint_step");
                 json_decref(t);
-                sleep_ms(50);
+                test_sleep_ms(50);
             }
             ck_assert_msg(ck > 0, "no periodic checkpoint within 30 s");
         }

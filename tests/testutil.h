@@ -34,6 +34,12 @@ gradcheck_result gradcheck(loss_fn loss, void *ctx, float *x, const float *grad,
 void fill_uniform(float *x, size_t n, float lo, float hi, rng_t *r);
 void fill_normal(float *x, size_t n, float scale, rng_t *r);
 
+/* Helpers of the suites that run a real elbod (e2e, auth, clients). */
+double test_now_s(void);           /* monotonic seconds */
+void test_sleep_ms(int ms);        /* sleeps, resuming after signals */
+void test_rm_rf(const char *path); /* removes a file or a directory tree */
+int test_free_port(void);          /* a free TCP port on 127.0.0.1 (bind to 0, read, close) */
+
 /* Every suite; check_main.c runs them all (CK_RUN_SUITE=name runs one). */
 Suite *vmath_suite(void);
 Suite *tensor_suite(void);
