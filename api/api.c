@@ -312,6 +312,9 @@ typedef struct route_args {
     char id[SVC_SESSION_MAX + 1];
 } route_args;
 
+_Static_assert(sizeof((api_response *)0)->limit_agent == SVC_NAME_MAX + 1,
+               "api_response.limit_agent holds an agent name");
+
 typedef void (*handler_fn)(const api_request *rq, const route_args *ra, api_response *r);
 
 static void h_healthz(const api_request *rq, const route_args *ra, api_response *r)
@@ -1143,11 +1146,14 @@ void api_handle(const api_request *rq, api_response *r)
     r->cache_control = NULL;
     r->www_authenticate = NULL;
     r->route = "unmatched";
+    r->limit_agent[0] = '\0';
     route_args ra;
     int path_matched = 0;
     const route *rt = route_find(rq->method, rq->path, &ra, &path_matched);
     if (rt) {
         r->route = rt->pattern;
+        if (rt->role != SVC_ROLE_ADMIN && ra.name[0])
+            snprintf(r->limit_agent, sizeof r->limit_agent, "%s", ra.name);
         if (!authorized(rq, rt, r))
             return;
         if (rt->run == RUN_WORKER && !rq->can_block) {

@@ -32,6 +32,11 @@ typedef struct api_response {
     const char *www_authenticate; /* static string for a WWW-Authenticate header (401) or NULL */
     int defer;                    /* run again on a worker thread */
     const char *route; /* the matched route pattern for metrics ("unmatched" otherwise) */
+    /* The agent ({name} of the route) whose limit of requests in flight (max_agent_inflight) a
+     * deferred request counts against; "" when it counts against none (routes without an agent,
+     * and the admin routes, so that an operator can always pause, change or delete a busy
+     * agent). Set by api_handle; the server enforces the limit. */
+    char limit_agent[65];
 } api_response;
 
 /* Routes and handles one request, filling resp (its previous contents are overwritten). */

@@ -51,7 +51,14 @@ static const centry table[] = {
     L(max_body_bytes, "8388608", 1024, 1073741824, "largest request body (413 above)"),
     L(max_checkpoint_bytes, "268435456", 1024, 4294967296,
       "largest checkpoint import (PUT .../checkpoint)"),
-    I(max_connections, "1024", 1, 100000, "open connections at most"),
+    I(max_connections, "1024", 1, 100000,
+      "open connections at most (beyond it, new ones wait in the listen backlog)"),
+    I(max_connections_per_ip, "0", 0, 100000,
+      "open connections from one client address at most (beyond it, new ones are closed at "
+      "once); 0: no limit"),
+    I(max_agent_inflight, "32", 0, 100000,
+      "requests of one agent that may wait for or hold a worker (plans, plan-mode acts, "
+      "submissions) before 429; 0: no limit"),
     I(max_agents, "64", 1, 100000, "agents at most"),
     I(max_sessions, "1024", 1, 1000000, "open sessions per agent at most"),
     I(session_idle_s, "900", 1, 604800, "seconds after which an idle session is closed"),

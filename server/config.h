@@ -23,6 +23,8 @@ typedef struct daemon_config {
     long max_body_bytes;
     long max_checkpoint_bytes;
     int max_connections;
+    int max_connections_per_ip; /* 0: no limit */
+    int max_agent_inflight;     /* 0: no limit */
     int max_agents;
     int max_sessions;
     int session_idle_s;

@@ -42,7 +42,18 @@ typedef struct req_ctx {
     int deferred;        /* queued for a worker */
     atomic_int job_done; /* the worker filled resp */
     struct req_ctx *next_job;
+    struct agent_load *load; /* the agent count this queued or running request holds, or NULL */
 } req_ctx;
+
+/* Requests of one agent queued for or held by a worker (max_agent_inflight), while there are
+ * any: an entry is made by the first and freed with the last. */
+typedef struct agent_load {
+    char name[sizeof((api_response *)0)->limit_agent];
+    int n;
+    struct agent_load *next;
+} agent_load;
+
+#define LOAD_BUCKETS 64
 
 static struct {
     struct MHD_Daemon *d;
@@ -52,6 +63,7 @@ static struct {
     pthread_cond_t qcond;
     req_ctx *head, *tail;
     int queued;
+    agent_load *loads[LOAD_BUCKETS]; /* under qlock */
     int stop;
     pthread_t *workers;
     int n_workers;
@@ -105,6 +117,53 @@ static void fill_request(req_ctx *rc, api_request *q, int can_block)
     q->can_block = can_block;
 }
 
+static unsigned load_bucket(const char *name)
+{
+    unsigned x = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        x = (x ^ *p) * 16777619u;
+    return x % LOAD_BUCKETS;
+}
+
+/* Counts one more request of the agent `name` (under qlock). 0 with rc->load set; 1 when the
+ * agent has max_agent_inflight requests queued or running already; -1 out of memory. */
+static int load_acquire(req_ctx *rc, const char *name)
+{
+    agent_load **slot = &H.loads[load_bucket(name)];
+    agent_load *l = *slot;
+    while (l && strcmp(l->name, name) != 0)
+        l = l->next;
+    if (l && l->n >= H.cfg->max_agent_inflight)
+        return 1;
+    if (!l) {
+        l = calloc(1, sizeof *l);
+        if (!l)
+            return -1;
+        snprintf(l->name, sizeof l->name, "%s", name);
+        l->next = *slot;
+        *slot = l;
+    }
+    l->n++;
+    rc->load = l;
+    return 0;
+}
+
+/* Gives back rc's count (under qlock); the agent's entry goes with its last request. */
+static void load_release(req_ctx *rc)
+{
+    agent_load *l = rc->load;
+    if (!l)
+        return;
+    rc->load = NULL;
+    if (--l->n > 0)
+        return;
+    agent_load **p = &H.loads[load_bucket(l->name)];
+    while (*p != l)
+        p = &(*p)->next;
+    *p = l->next;
+    free(l);
+}
+
 /* Workers run WORKER_NICE steps below the HTTP threads: a plan is tens of milliseconds of CPU,
  * and with four of them running on a 2-core machine the polling threads waited their turn behind
  * them, so policy acts (answered on the polling threads) fell from ~15k to ~2.7k req/s with p50
@@ -152,19 +211,33 @@ static void *worker_main(void *arg)
             rc->resp.route = route;
         if (rc->resp.defer) /* a handler may not defer twice */
             api_error(&rc->resp, 500, "internal", NULL, "request could not be scheduled");
+        pthread_mutex_lock(&H.qlock);
+        load_release(rc);
+        pthread_mutex_unlock(&H.qlock);
         atomic_store(&rc->job_done, 1);
         MHD_resume_connection(rc->conn);
     }
     return NULL;
 }
 
-/* Queues rc for a worker; 0, or -1 when the queue is full. */
+/* Queues rc for a worker: 0; -2 when rc's agent has max_agent_inflight requests queued or
+ * running already (checked first: that agent's clients, not the others', are to back off); -1
+ * when the queue is full, the server is stopping, or memory ran out. */
 static int enqueue(req_ctx *rc)
 {
     pthread_mutex_lock(&H.qlock);
-    if (H.queued >= H.cfg->queue_limit || H.stop) {
+    int ret = H.stop ? -1 : 0;
+    if (!ret && rc->resp.limit_agent[0] && H.cfg->max_agent_inflight > 0) {
+        int busy = load_acquire(rc, rc->resp.limit_agent);
+        ret = busy > 0 ? -2 : busy;
+    }
+    if (!ret && H.queued >= H.cfg->queue_limit) {
+        load_release(rc);
+        ret = -1;
+    }
+    if (ret) {
         pthread_mutex_unlock(&H.qlock);
-        return -1;
+        return ret;
     }
     rc->next_job = NULL;
     if (H.tail)
@@ -317,11 +390,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_response(rc);
     rc->deferred = 1;
     MHD_suspend_connection(c);
-    if (enqueue(rc)) {
+    int queued = enqueue(rc);
+    if (queued == -2) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "agent '%s' has %d requests waiting for or holding a worker "
+                 "(max_agent_inflight); retry shortly",
+                 rc->resp.limit_agent, H.cfg->max_agent_inflight);
+        rc->resp.defer = 0;
+        api_error(&rc->resp, 429, "agent_busy", NULL, msg);
+        metrics_rejected("agent_inflight");
+    } else if (queued) {
         rc->resp.defer = 0;
         api_error(&rc->resp, 503, "overloaded", NULL,
                   "too many requests are waiting for a worker; retry shortly");
         metrics_rejected("queue_full");
+    }
+    if (queued) {
         atomic_store(&rc->job_done, 1);
         MHD_resume_connection(c);
     }
@@ -336,6 +421,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
+    /* libmicrohttpd closes a connection over max_connections_per_ip at once and tells only its
+     * logger ("Server reached connection limit. Closing inbound connection."). Over
+     * max_connections it stops accepting instead (MHD_USE_ITC): new connections wait in the
+     * listen backlog and nothing is refused. */
+    if (strstr(msg, "reached connection limit"))
+        metrics_rejected("connection_limit");
     log_msg(LOG_DEBUG, "http", "detail=\"%s\"", msg);
 }
 
@@ -431,12 +522,14 @@ int http_start(const daemon_config *cfg, int *bound_port)
     /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets SO_REUSEPORT, which lets a second elbod
      * bind the same port and silently take half of the connections. libmicrohttpd's default
      * (SO_REUSEADDR) still lets a restarted daemon rebind at once. */
+    /* The logger first: libmicrohttpd prints the messages of options before it to stderr. */
     H.d = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        60u, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!H.d) {
         log_msg(LOG_ERROR, "listen_failed", "host=%s port=%d reason=\"address in use or not %s\"",
                 cfg->host, cfg->port,

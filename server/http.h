@@ -6,7 +6,13 @@
  * store asks to be deferred: the connection is suspended and the request queued for one of
  * `workers` threads, which runs it with can_block = 1 and resumes the connection. So a plan of
  * tens of milliseconds never stalls other connections. The queue is bounded: when full the
- * request is answered 503 with Retry-After at once.
+ * request is answered 503 with Retry-After at once. So is each agent's share of it: a request
+ * of an agent that has max_agent_inflight requests queued or running already is answered 429
+ * `agent_busy` with Retry-After at once, so that one agent's clients cannot take every worker
+ * and every queue place from the others. The queue, the per-agent counts (a small hash table of
+ * the agents that have requests queued or running) and the stop flag are under one mutex, held
+ * for a few pointer moves. Connections: at most max_connections (libmicrohttpd stops accepting
+ * beyond it) and max_connections_per_ip (closed at once beyond it, counted in /metrics).
  */
 #ifndef ELBO_HTTP_H
 #define ELBO_HTTP_H

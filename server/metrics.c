@@ -158,8 +158,8 @@ void metrics_render_http(mbuf *b)
                     "elbod_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %lu\n",
                     hists[i].route, hists[i].method, hists[i].count);
     }
-    mbuf_printf(b, "# HELP elbod_http_rejected_total Requests refused before routing, by "
-                   "reason.\n# TYPE elbod_http_rejected_total counter\n");
+    mbuf_printf(b, "# HELP elbod_http_rejected_total Requests and connections refused by a "
+                   "limit, by reason.\n# TYPE elbod_http_rejected_total counter\n");
     for (int i = 0; i < n_reject; i++)
         mbuf_printf(b, "elbod_http_rejected_total{reason=\"%s\"} %lu\n", reject_reason[i],
                     reject_count[i]);

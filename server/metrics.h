@@ -16,7 +16,8 @@ void mbuf_printf(mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 /* Counts one request of `route` (a static pattern string) answered with `status`. `method` is
  * only read during the call. */
 void metrics_observe(const char *route, const char *method, int status, double seconds);
-/* Counts a request rejected before routing (overload, too large, ...). */
+/* Counts a request or connection refused by a limit: `reason` (a static string) is
+ * payload_too_large, queue_full, agent_inflight or connection_limit. */
 void metrics_rejected(const char *reason);
 /* Appends the HTTP families to b. */
 void metrics_render_http(mbuf *b);

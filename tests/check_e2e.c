@@ -2056,6 +2056,252 @@ START_TEST(test_bad_requests)
 }
 END_TEST
 
+/* ---- per-agent and connection limits ------------------------------------------------------ */
+
+/* One request of a batch sent all at once (curl multi): its answer and Retry-After header. */
+typedef struct batch_req {
+    const char *path, *body;
+    CURL *c;
+    struct curl_slist *h;
+    growbuf answer;
+    char retry_after[16];
+    long status;
+} batch_req;
+
+static size_t batch_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    batch_req *b = ud;
+    size_t n = size * nmemb;
+    header_value(ptr, n, "Retry-After:", b->retry_after, sizeof b->retry_after);
+    return n;
+}
+
+/* Sends every request of reqs at once, each on a connection of its own, and waits for all the
+ * answers (60 s at most); fills their status, answer and Retry-After. */
+static void send_batch(batch_req *reqs, int n)
+{
+    CURLM *m = curl_multi_init();
+    ck_assert_ptr_nonnull(m);
+    char url[600];
+    for (int i = 0; i < n; i++) {
+        batch_req *b = &reqs[i];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", cur_port, b->path);
+        b->c = curl_easy_init();
+        ck_assert_ptr_nonnull(b->c);
+        b->h = curl_slist_append(NULL, "Content-Type: application/json");
+        b->h = curl_slist_append(b->h, "Expect:");
+        curl_easy_setopt(b->c, CURLOPT_URL, url);
+        curl_easy_setopt(b->c, CURLOPT_NOPROXY, "*");
+        curl_easy_setopt(b->c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(b->c, CURLOPT_TIMEOUT, 60L);
+        curl_easy_setopt(b->c, CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(b->c, CURLOPT_POSTFIELDS, b->body);
+        curl_easy_setopt(b->c, CURLOPT_HTTPHEADER, b->h);
+        curl_easy_setopt(b->c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(b->c, CURLOPT_WRITEDATA, &b->answer);
+        curl_easy_setopt(b->c, CURLOPT_HEADERFUNCTION, batch_header);
+        curl_easy_setopt(b->c, CURLOPT_HEADERDATA, b);
+        ck_assert_int_eq(curl_multi_add_handle(m, b->c), CURLM_OK);
+    }
+    int running = 1;
+    while (running) {
+        ck_assert_int_eq(curl_multi_perform(m, &running), CURLM_OK);
+        if (running)
+            ck_assert_int_eq(curl_multi_poll(m, NULL, 0, 100, NULL), CURLM_OK);
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE && msg->data.result != CURLE_OK)
+            no_answer("POST", "a request of the batch");
+    for (int i = 0; i < n; i++) {
+        batch_req *b = &reqs[i];
+        curl_easy_getinfo(b->c, CURLINFO_RESPONSE_CODE, &b->status);
+        curl_multi_remove_handle(m, b->c);
+        curl_easy_cleanup(b->c);
+        curl_slist_free_all(b->h);
+        if (!b->answer.p)
+            b->answer.p = fmt("%s", "");
+    }
+    curl_multi_cleanup(m);
+}
+
+/* One agent's clients may not hold more than max_agent_inflight workers or queue places: the
+ * excess is answered 429 agent_busy with Retry-After at once, other agents and policy acts are
+ * served meanwhile, and the agent is served again once its requests are done. */
+START_TEST(test_agent_inflight_limit)
+{
+    elbod *d = &procs[0];
+    const char *flags[] = {"--max-agent-inflight", "2", NULL};
+    daemon_start(d, flags);
+    /* Plans of a few hundred milliseconds: the batch arrives while the first ones still run. */
+    json_decref(
+        callf("POST", "/v1/agents", 201,
+              "{\"name\":\"hog\",\"observation_dim\":3,\"action_dim\":1,\"action_low\":[-2],"
+              "\"action_high\":[2],\"planner\":{\"population\":400,\"horizon\":20,"
+              "\"iterations\":4}}"));
+    json_decref(create_agent("calm", 3, NULL));
+    json_t *s = call("POST", "/v1/agents/hog/sessions", NULL, 201);
+    char sact[256];
+    snprintf(sact, sizeof sact, "/v1/agents/hog/sessions/%s/act", jstr(s, "session_id"));
+    json_decref(s);
+
+    /* 12 planning requests of hog (plan, plan-mode act, plan-mode session act), one plan of
+     * calm, one policy act of hog (answered inline: never counted) */
+    enum { N_HOG = 12, N = N_HOG + 2 };
+    batch_req reqs[N];
+    memset(reqs, 0, sizeof reqs);
+    for (int i = 0; i < N_HOG; i++) {
+        reqs[i].path = i % 3 == 0   ? "/v1/agents/hog/plan"
+                       : i % 3 == 1 ? "/v1/agents/hog/act"
+                                    : sact;
+        reqs[i].body = i % 3 == 2 ? "{\"observation\":[1,0,0],\"reward\":0}" : OBS_OK;
+    }
+    reqs[N_HOG] = (batch_req){.path = "/v1/agents/calm/plan", .body = OBS_OK};
+    reqs[N_HOG + 1] = (batch_req){.path = "/v1/agents/hog/act",
+                                  .body = "{\"observation\":[1,0,0],\"mode\":\"policy\"}"};
+    send_batch(reqs, N);
+
+    int ok = 0, busy = 0;
+    for (int i = 0; i < N_HOG; i++) {
+        batch_req *b = &reqs[i];
+        if (b->status == 200) {
+            ok++;
+        } else {
+            ck_assert_msg(b->status == 429,
+                          "hog request %d (%s): status %ld, expected 200 or 429: "
+                          "%.300s",
+                          i, b->path, b->status, b->answer.p);
+            json_t *e = json_loads(b->answer.p, 0, NULL);
+            ck_assert_msg(e != NULL, "the 429 answer is not JSON: %.300s", b->answer.p);
+            ck_assert_str_eq(jstr(e, "error.code"), "agent_busy");
+            ck_assert_msg(strstr(jstr(e, "error.message"), "max_agent_inflight") != NULL,
+                          "the 429 message does not name the setting: %s",
+                          jstr(e, "error.message"));
+            json_decref(e);
+            ck_assert_str_eq(b->retry_after, "1");
+            busy++;
+        }
+    }
+    for (int i = N_HOG; i < N; i++)
+        ck_assert_msg(reqs[i].status == 200,
+                      "%s during the flood: status %ld, expected 200: %.300s", reqs[i].path,
+                      reqs[i].status, reqs[i].answer.p);
+    for (int i = 0; i < N; i++)
+        free(reqs[i].answer.p);
+    ck_assert_msg(busy >= 1,
+                  "%d planning requests of one agent at once with max_agent_inflight 2: "
+                  "none was refused (%d answered)",
+                  N_HOG, ok);
+    ck_assert_msg(ok >= 2, "only %d of %d planning requests were served (limit 2)", ok, N_HOG);
+
+    char *m = get_metrics();
+    ck_assert_double_eq(metric_value(m, "elbod_http_rejected_total{reason=\"agent_inflight\"}"),
+                        (double)busy);
+    free(m);
+
+    /* served again once its requests are done */
+    for (int i = 0; i < 3; i++) {
+        json_t *r = call("POST", "/v1/agents/hog/plan", OBS_OK, 200);
+        check_action(r);
+        json_decref(r);
+    }
+    json_decref(callf("POST", sact, 200, "{\"observation\":[0,1,0],\"reward\":0.5}"));
+    json_decref(call("GET", "/healthz", NULL, 200));
+    daemon_stop(d);
+}
+END_TEST
+
+/* Reads from fd until `want` shows up (1), the peer closes or resets (0), or 10 s pass (-1). */
+static int recv_until(int fd, const char *want)
+{
+    char buf[4096];
+    size_t len = 0;
+    double until = test_now_s() + 10.0;
+    while (test_now_s() < until) {
+        struct timeval tv = {0, 100000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return 0;
+        if (n > 0) {
+            len += (size_t)n;
+            buf[len] = '\0';
+            if (strstr(buf, want))
+                return 1;
+            if (len == sizeof buf - 1)
+                len = 0;
+        }
+    }
+    return -1;
+}
+
+static int connect_local(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s",
+                  strerror(errno));
+    return fd;
+}
+
+/* max_connections_per_ip: a client address's connection beyond it is closed at once (counted in
+ * /metrics); the address is served again when it closes some. */
+START_TEST(test_connection_limit_per_ip)
+{
+    elbod *d = &procs[0];
+    const char *flags[] = {"--max-connections-per-ip", "2", NULL};
+    daemon_start(d, flags);
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        /* The connections of daemon_start's /readyz polls may still count for a moment after
+         * they closed: the two allowed ones retry until they are served. */
+        double until = test_now_s() + 10.0;
+        int got;
+        do {
+            if (i < 2 && test_now_s() > until)
+                ck_abort_msg("connection %d of 2 (the limit) was not served", i + 1);
+            fds[i] = connect_local(d->port);
+            ck_assert_int_eq(send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL),
+                             (ssize_t)sizeof req - 1);
+            got = recv_until(fds[i], "\"status\":\"ok\"");
+            if (i < 2 && got != 1) {
+                close(fds[i]);
+                test_sleep_ms(50);
+            }
+        } while (i < 2 && got != 1);
+        if (i == 2)
+            ck_assert_msg(got == 0,
+                          "the third connection from one address with max_connections_per_ip 2 "
+                          "was not closed (%d)",
+                          got);
+    }
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    /* served again once the connections are closed (the daemon notices within a poll) */
+    long status = 0;
+    char *text = NULL;
+    double until = test_now_s() + 10.0;
+    while (http("GET", "/metrics", NULL, NULL, 0, &status, &text) != 0 || status != 200) {
+        free(text);
+        text = NULL;
+        ck_assert_msg(test_now_s() < until, "no answer after the connections were closed");
+        test_sleep_ms(50);
+    }
+    ck_assert_msg(metric_value(text, "elbod_http_rejected_total{reason=\"connection_limit\"}") >=
+                      1.0,
+                  "the refused connection is not counted:\n%.2000s", text);
+    free(text);
+    daemon_stop(d);
+}
+END_TEST
+
 Suite *e2e_suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -2077,6 +2323,13 @@ Suite *e2e_suite(void)
     tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_training_while_acting);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("limits");
+    tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_agent_inflight_limit);
+    tcase_add_test(tc, test_connection_limit_per_ip);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("durability");
