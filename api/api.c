@@ -30,6 +30,28 @@ int svc_fail(svc_error *e, int status, const char *code, const char *field, cons
     return -1;
 }
 
+/* Set when one of Jansson's allocations on this thread failed since api_handle began (api_init
+ * routes them through json_malloc): a value built since then may lack members that
+ * json_object_set_new and json_array_append_new dropped without a word, so it is not sent. */
+static _Thread_local int json_oom;
+
+static void *json_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p)
+        json_oom = 1;
+    return p;
+}
+
+void api_init(void)
+{
+    json_set_alloc_funcs(json_malloc, free);
+}
+
+/* The error body when not even an error can be built. */
+static const char oom_body[] =
+    "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory; retry shortly\"}}";
+
 void api_response_free(api_response *resp)
 {
     free(resp->body);
@@ -46,13 +68,15 @@ static void set_body(api_response *r, int status, char *body, const char *ctype)
     r->content_type = ctype;
 }
 
-/* Sends a JSON value (stolen) with a status. */
+/* Sends a JSON value (stolen) with a status; 503 when memory ran out while it was built. */
 static void reply_json(api_response *r, int status, json_t *v)
 {
-    char *t = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    char *t = json_oom ? NULL : json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(7));
     json_decref(v);
-    if (!t) {
-        api_error(r, 500, "internal", NULL, "could not encode the response");
+    if (!t || json_oom) {
+        free(t);
+        api_error(r, 503, "out_of_memory", NULL,
+                  "out of memory while encoding the response; retry shortly");
         return;
     }
     set_body(r, status, t, "application/json");
@@ -76,6 +100,7 @@ static json_t *text_json(const char *s)
 void api_error(api_response *resp, int status, const char *code, const char *field,
                const char *message)
 {
+    json_oom = 0; /* this error replaces whatever was being built */
     json_t *err = json_object();
     json_object_set_new(err, "code", json_string(code));
     json_object_set_new(err, "message", text_json(message));
@@ -85,6 +110,12 @@ void api_error(api_response *resp, int status, const char *code, const char *fie
     json_object_set_new(root, "error", err);
     char *t = json_dumps(root, JSON_COMPACT);
     json_decref(root);
+    if (!t || json_oom) {
+        /* Out of memory: a fixed body, or none (the server then sends its own 503). */
+        free(t);
+        t = strdup(oom_body);
+        status = 503;
+    }
     set_body(resp, status, t, "application/json");
     if (status == 429 || status == 503)
         resp->retry_after = 1;
@@ -136,6 +167,13 @@ static json_t *parse_body(const api_request *rq, api_response *r, int optional)
     }
     json_error_t je;
     json_t *root = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &je);
+    /* Out of memory, the parser may even succeed with what it read wrong: Jansson's lexer drops
+     * a character it cannot store (a key "observation_dim" became "observation_di"). */
+    if (json_oom || (!root && json_error_code(&je) == json_error_out_of_memory)) {
+        json_decref(root);
+        api_error(r, 503, "out_of_memory", NULL, "out of memory while reading the request");
+        return NULL;
+    }
     if (!root) {
         char msg[256];
         if (strstr(je.text, "duplicate")) {
@@ -343,7 +381,7 @@ static void h_metrics(const api_request *rq, const route_args *ra, api_response 
     size_t len = 0;
     char *t = svc_metrics_text(&len);
     if (!t) {
-        api_error(r, 500, "internal", NULL, "could not render metrics");
+        api_error(r, 503, "out_of_memory", NULL, "out of memory while rendering the metrics");
         return;
     }
     set_body(r, 200, t, "text/plain; version=0.0.4; charset=utf-8");
@@ -378,6 +416,10 @@ static void h_agent_create(const api_request *rq, const route_args *ra, api_resp
     }
     json_decref(root);
     reply_json(r, 201, agent_json(&st));
+    /* No memory for the answer: the client hears 503, so the agent goes again (a retry would be
+     * refused 409 otherwise). */
+    if (r->status != 201)
+        svc_agent_delete(spec.name, &e);
 }
 
 static void list_cb(void *ctx, const agent_status *st)
@@ -575,6 +617,9 @@ static void h_session_open(const api_request *rq, const route_args *ra, api_resp
         reply_act(r, 201, rq, &res);
     }
     svc_act_result_free(&res);
+    /* No memory for the answer: the client hears 503 and never learns the session's id. */
+    if (r->status != 201)
+        svc_session_close(ra->name, res.session_id, &e);
 }
 
 static const char *const session_act_keys[] = {
@@ -637,7 +682,7 @@ static const char *const transition_keys[] = {
 
 static void free_episodes(episode_in *eps, int n)
 {
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; eps && i < n; i++) {
         free(eps[i].obs);
         free(eps[i].actions);
         free(eps[i].rewards);
@@ -1141,6 +1186,7 @@ int api_route_at(size_t i, const char **method, const char **pattern, int *role)
 
 void api_handle(const api_request *rq, api_response *r)
 {
+    json_oom = 0;
     r->defer = 0;
     r->retry_after = 0;
     r->cache_control = NULL;

@@ -39,6 +39,11 @@ typedef struct api_response {
     char limit_agent[65];
 } api_response;
 
+/* Once at startup, before any thread uses Jansson: routes Jansson's allocations through the api,
+ * so that a response built while memory ran out is answered 503 instead of sent with members
+ * missing. Without it, api_handle works the same but cannot tell. */
+void api_init(void);
+
 /* Routes and handles one request, filling resp (its previous contents are overwritten). */
 void api_handle(const api_request *req, api_response *resp);
 void api_response_free(api_response *resp);

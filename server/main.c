@@ -34,6 +34,7 @@ int main(int argc, char **argv)
     if (rc)
         return rc > 0 ? 0 : 2;
     log_setup((log_level)log_level_from_name(cfg.log_level), strcmp(cfg.log_format, "json") == 0);
+    api_init();
 
     /* API keys (README, Authentication): required beyond loopback unless explicitly waived. */
     char err[512];
