@@ -378,6 +378,7 @@ static void *trainer_main(void *arg)
 
 static int start_trainer(hosted *h)
 {
+    h->stop = 0; /* no trainer runs: stopped by stop_trainer, or none yet */
     if (pthread_create(&h->thread, NULL, trainer_main, h))
         return -1;
     h->thread_started = 1;
@@ -622,8 +623,10 @@ int svc_agent_create(const agent_spec *spec, agent_status *out, svc_error *e)
                         "this daemon hosts %d agents already (max_agents)", reg.cfg->max_agents);
     char err[256];
     hosted *h = hosted_new(spec, err, sizeof err);
-    if (!h)
-        return svc_fail(e, 422, "invalid_config", "", "%s", err);
+    if (!h) /* out of memory, unless the spec was never validated */
+        return model_config_validate(&spec->model, err, sizeof err)
+                   ? svc_fail(e, 422, "invalid_config", "", "%s", err)
+                   : svc_fail(e, 503, "out_of_memory", "", "out of memory");
     char *text = agent_spec_to_text(spec);
     if (!text) {
         hosted_free(h);
@@ -640,7 +643,18 @@ int svc_agent_create(const agent_spec *spec, agent_status *out, svc_error *e)
         hosted_free(h);
         return store_error(e, rc, "saving the agent");
     }
-    if (registry_add(h) || start_trainer(h)) {
+    /* Stored: from here on a failure takes the stored agent away again, so that an error means
+     * no agent (the trainer starts first: the registry never holds an agent that is freed). */
+    int failed = start_trainer(h);
+    if (!failed && registry_add(h)) {
+        stop_trainer(h);
+        failed = 1;
+    }
+    if (failed) {
+        rc = store_delete_agent(reg.store, spec->name);
+        if (rc)
+            log_msg(LOG_ERROR, "agent_create_undo_failed", "agent=%s error=\"%s\"", spec->name,
+                    store_strerror(rc));
         hosted_free(h);
         return svc_fail(e, 503, "out_of_memory", "", "out of memory");
     }
@@ -747,9 +761,26 @@ int svc_agent_delete(const char *name, svc_error *e)
         return svc_fail(e, 404, "agent_not_found", "", "no agent named '%s'", name);
     stop_trainer(h);
     int rc = store_delete_agent(reg.store, name);
-    put_agent(h); /* the registry's reference; in-flight requests keep theirs */
-    if (rc && rc != STORE_ENOENT)
+    if (rc && rc != STORE_ENOENT) {
+        /* Still stored (disk full, I/O error): the agent goes on as before, or it would be gone
+         * until the next start brings it back. */
+        pthread_mutex_lock(&reg.lock);
+        h->deleted = 0;
+        pthread_mutex_unlock(&reg.lock);
+        int back = start_trainer(h) == 0;
+        if (back && registry_add(h)) { /* the registry's reference goes back with it */
+            stop_trainer(h);
+            back = 0;
+        }
+        if (!back) {
+            log_msg(LOG_ERROR, "agent_delete_undo_failed",
+                    "agent=%s reason=\"out of memory: still stored, back at the next start\"",
+                    name);
+            put_agent(h);
+        }
         return store_error(e, rc, "deleting the agent's data");
+    }
+    put_agent(h); /* the registry's reference; in-flight requests keep theirs */
     log_msg(LOG_INFO, "agent_deleted", "agent=%s", name);
     return 0;
 }
@@ -823,15 +854,17 @@ static void new_session_id(char *out, size_t n)
     snprintf(out, n, "s-%016llx%04lx", (unsigned long long)r, c & 0xffff);
 }
 
-/* Records step x (with reward and the chosen action) in replay and store. */
-static void record_step(hosted *h, session *s, const float *obs, float reward, const float *action,
-                        const float *dist, int terminal)
+/* Records step x (with reward and the chosen action) in replay and store: 0, or -1 when either
+ * could not take it (logged). */
+static int record_step(hosted *h, session *s, const float *obs, float reward, const float *action,
+                       const float *dist, int terminal)
 {
     agent_t *a = h->agent;
     int first = s->step == 0;
     int rc = agent_add_step(a, s->episode_id, first, obs, reward, action, dist, terminal);
     if (rc)
         log_msg(LOG_WARN, "record_failed", "agent=%s error=\"%s\"", h->name, replay_strerror(rc));
+    int failed = rc != 0;
     uint8_t has_action = action != NULL, has_dist = dist != NULL;
     float zero[MODEL_MAX_ACT * 2] = {0};
     store_steps st = {.agent = h->name,
@@ -851,8 +884,9 @@ static void record_step(hosted *h, session *s, const float *obs, float reward, c
     if (rc)
         log_msg(LOG_WARN, "record_store_failed", "agent=%s error=\"%s\"", h->name,
                 store_strerror(rc));
-    if (action)
+    if (action && !failed)
         notify_trainer(h, 1);
+    return failed || rc ? -1 : 0;
 }
 
 /* Chooses the action from the filtered state (h0, z0): planning or the policy. */
@@ -970,11 +1004,10 @@ int svc_act(const act_request *q, act_result *out, svc_error *e)
                 svc_fail(e, 503, "out_of_memory", "", "out of memory while planning");
                 goto unlock;
             }
-            if (q->record) {
-                record_step(h, s, q->obs, q->reward, out->action, dist, 0);
-            } else {
-                /* An unrecorded step breaks the episode's chain of transitions: what is recorded
-                 * later continues as a new (mid-episode) episode, never spliced across the gap. */
+            if (!q->record || record_step(h, s, q->obs, q->reward, out->action, dist, 0)) {
+                /* An unrecorded step, or one replay or store could not take (out of memory),
+                 * breaks the episode's chain of transitions: what is recorded later continues as
+                 * a new (mid-episode) episode, never spliced across the gap. */
                 replay_close_episode(h->agent->replay, s->episode_id);
                 s->episode_id = store_next_episode_id(reg.store);
             }
