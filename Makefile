@@ -62,6 +62,7 @@ help:
 	@echo "make test-unit   only the release test run (CK_RUN_SUITE=name picks one suite)"
 	@echo "make fuzz        the libFuzzer targets, FUZZ_SECONDS (600) each (tests/fuzz/fuzz.mk)"
 	@echo "make crash-test  SIGKILL elbod 20 times under load: nothing acknowledged may be lost"
+	@echo "make torture-test  every request with its 1st, 2nd, ... allocation failing; a full disk"
 	@echo "make test-browser  the dashboard and the game in headless Chromium (web/web.mk)"
 	@echo "make format      apply .clang-format to every C file"
 	@echo "make install     install under PREFIX (/usr/local) and DESTDIR (deploy.mk); make uninstall"
@@ -115,8 +116,10 @@ test: deps
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-fuzz
 	@$(MAKE) --no-print-directory crash-test
+	@$(MAKE) --no-print-directory torture-test
 	@$(MAKE) --no-print-directory test-browser
 	@$(MAKE) --no-print-directory test-san
+	@$(MAKE) --no-print-directory torture-test-san
 
 # The end-to-end suite (tests/check_e2e.c) starts the elbod named by ELBOD_BIN: the one of the
 # same build.
@@ -159,7 +162,7 @@ clean:
 
 # Benchmarks (bench/*.mk): make bench-train, bench-plan, ...
 -include bench/*.mk clients/*.mk
--include tests/fuzz/fuzz.mk tests/crash.mk
+-include tests/fuzz/fuzz.mk tests/crash.mk tests/torture/torture.mk
 -include web/web.mk
 -include deploy.mk
 

@@ -23,6 +23,9 @@
 #include "core/vmath.h"
 #include "log.h"
 #include "metrics.h"
+#ifdef ELBOD_TORTURE
+#include "tests/torture/torture.h"
+#endif
 
 typedef struct req_ctx {
     struct MHD_Connection *conn;
@@ -31,13 +34,17 @@ typedef struct req_ctx {
     char *body;
     size_t len, cap;
     int too_large;
-    size_t cap_bytes; /* this request's body limit */
+    int out_of_memory; /* its URL, a header or its body could not be kept: answered 503 */
+    size_t cap_bytes;  /* this request's body limit */
     char content_type[128];
     int has_content_type;
     char request_id[40];
     char *authorization; /* the Authorization header (malloc'd), NULL when absent */
     int unauthorized;    /* refused by its API key before the body: the body is not read */
     double start;
+#ifdef ELBOD_TORTURE
+    torture_req torture; /* the torture build's allocation count (tests/torture/torture.h) */
+#endif
     api_response resp;
     int deferred;        /* queued for a worker */
     atomic_int job_done; /* the worker filled resp */
@@ -79,29 +86,90 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+#ifdef ELBOD_TORTURE
+/* Tells the torture driver how many allocations the request made and whether the one it named
+ * came (headers added uncounted). */
+static void torture_report(struct MHD_Response *resp)
+{
+    torture_req *t = torture_armed();
+    if (!t)
+        return;
+    torture_arm(NULL);
+    char v[24];
+    snprintf(v, sizeof v, "%ld", t->count);
+    MHD_add_response_header(resp, "X-Torture-Allocs", v);
+    MHD_add_response_header(resp, "X-Torture-Injected", t->injected ? "1" : "0");
+    torture_arm(t);
+}
+#endif
+
+/* The answer when a request's own cannot be made for want of memory: made by http_start, shared
+ * by every connection that needs it (libmicrohttpd counts its references). Never an empty reply
+ * or a dropped connection. */
+static struct MHD_Response *oom_response;
+static const char oom_text[] =
+    "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory; retry shortly\"}}";
+
+/* The *con_cls of a request whose state could not be allocated: answered with oom_response. */
+static char oom_request;
+
+static struct MHD_Response *make_oom_response(void)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof oom_text - 1, (void *)oom_text,
+                                                             MHD_RESPMEM_PERSISTENT);
+    if (r &&
+        (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES ||
+         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1") != MHD_YES)) {
+        MHD_destroy_response(r);
+        r = NULL;
+    }
+    return r;
+}
+
+static enum MHD_Result send_out_of_memory(struct MHD_Connection *c, const char *route,
+                                          const char *method, double start)
+{
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, oom_response);
+    metrics_observe(route, method, MHD_HTTP_SERVICE_UNAVAILABLE, now_s() - start);
+    return ret;
+}
+
 static enum MHD_Result send_response(req_ctx *rc)
 {
     api_response *r = &rc->resp;
+    const char *route = r->route ? r->route : "unmatched";
+    /* No body: api/ ran out of memory building even its error. */
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
+        r->body ? MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE)
+                : NULL;
     if (!resp)
-        return MHD_NO;
+        return send_out_of_memory(rc->conn, route, rc->method, rc->start);
     r->body = NULL; /* owned by libmicrohttpd now */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            r->content_type ? r->content_type : "application/json");
-    MHD_add_response_header(resp, "X-Request-Id", rc->request_id);
-    if (r->cache_control)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, r->cache_control);
-    if (r->www_authenticate)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
-    if (r->retry_after > 0) {
+    int ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                     r->content_type ? r->content_type : "application/json") ==
+                 MHD_YES &&
+             MHD_add_response_header(resp, "X-Request-Id", rc->request_id) == MHD_YES;
+    if (ok && r->cache_control)
+        ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, r->cache_control) ==
+             MHD_YES;
+    if (ok && r->www_authenticate)
+        ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate) ==
+             MHD_YES;
+    if (ok && r->retry_after > 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", r->retry_after);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+        ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v) == MHD_YES;
     }
+    if (!ok) {
+        MHD_destroy_response(resp);
+        return send_out_of_memory(rc->conn, route, rc->method, rc->start);
+    }
+#ifdef ELBOD_TORTURE
+    torture_report(resp);
+#endif
     enum MHD_Result ret = MHD_queue_response(rc->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
-    metrics_observe(r->route ? r->route : "unmatched", rc->method, r->status, now_s() - rc->start);
+    metrics_observe(route, rc->method, r->status, now_s() - rc->start);
     return ret;
 }
 
@@ -206,7 +274,13 @@ static void *worker_main(void *arg)
         api_request q;
         fill_request(rc, &q, 1);
         const char *route = rc->resp.route;
+#ifdef ELBOD_TORTURE
+        torture_arm(&rc->torture);
         api_handle(&q, &rc->resp);
+        torture_arm(NULL);
+#else
+        api_handle(&q, &rc->resp);
+#endif
         if (!rc->resp.route || strcmp(rc->resp.route, "unmatched") == 0)
             rc->resp.route = route;
         if (rc->resp.defer) /* a handler may not defer twice */
@@ -258,8 +332,10 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     (void)toe;
     req_ctx *rc = *con_cls;
-    if (!rc)
+    if (!rc || *con_cls == &oom_request) {
+        *con_cls = NULL;
         return;
+    }
     api_response_free(&rc->resp);
     free(rc->body);
     free(rc->url);
@@ -290,17 +366,26 @@ static void format_request_id(char out[16], uint32_t boot, unsigned long seq)
     out[15] = '\0';
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_size, void **con_cls)
+static enum MHD_Result serve_request(void *cls, struct MHD_Connection *c, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_size, void **con_cls)
 {
     (void)cls;
     (void)version;
+    if (*con_cls == &oom_request) {
+        if (*upload_size) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        return send_out_of_memory(c, "unmatched", method, now_s());
+    }
     req_ctx *rc = *con_cls;
     if (!rc) {
         rc = calloc(1, sizeof *rc);
-        if (!rc)
-            return MHD_NO;
+        if (!rc) {
+            *con_cls = &oom_request; /* read the request, then answer 503 */
+            return MHD_YES;
+        }
         atomic_fetch_add(&H.inflight, 1);
         *con_cls = rc;
         rc->conn = c;
@@ -313,14 +398,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             copy_text(rc->content_type, sizeof rc->content_type, ct);
             rc->has_content_type = 1;
         }
-        if (!rc->url)
-            return MHD_NO;
+        if (!rc->url) {
+            rc->out_of_memory = 1;
+            return MHD_YES;
+        }
         /* With API keys on, a request its key does not allow is answered 401/403 without
          * reading its body. */
         if (auth_enabled()) {
             const char *au = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-            if (au && !(rc->authorization = strdup(au)))
-                return MHD_NO;
+            if (au && !(rc->authorization = strdup(au))) {
+                rc->out_of_memory = 1;
+                return MHD_YES;
+            }
             if (auth_check(rc->authorization, (svc_role)api_route_role(method, url), 0) != 0) {
                 rc->unauthorized = 1;
                 return MHD_YES;
@@ -346,7 +435,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (rc->too_large || rc->unauthorized)
+        if (rc->too_large || rc->unauthorized || rc->out_of_memory)
             return MHD_YES;
         if (rc->len + n > rc->cap_bytes) {
             rc->too_large = 1;
@@ -361,7 +450,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 cap *= 2;
             char *p = realloc(rc->body, cap);
             if (!p) {
-                rc->too_large = 1; /* answered as overload below */
+                rc->out_of_memory = 1;
+                free(rc->body);
+                rc->body = NULL;
+                rc->len = rc->cap = 0;
                 return MHD_YES;
             }
             rc->body = p;
@@ -373,6 +465,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     rc->resp.route = "unmatched";
+    if (rc->out_of_memory) {
+        api_error(&rc->resp, 503, "out_of_memory", NULL, "out of memory; retry shortly");
+        return send_response(rc);
+    }
     if (rc->too_large) {
         char msg[128];
         snprintf(msg, sizeof msg,
@@ -411,6 +507,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         MHD_resume_connection(c);
     }
     return MHD_YES;
+}
+
+/* libmicrohttpd's access handler. In the torture build, the allocations of every call count for
+ * its request, those of the first call (which makes the request's state) included. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+#ifdef ELBOD_TORTURE
+    int fresh = *con_cls == NULL;
+    req_ctx *rc = *con_cls == &oom_request ? NULL : *con_cls;
+    torture_req first;
+    if (fresh) {
+        torture_req_init(&first,
+                         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Torture-Fail-At"));
+        torture_arm(&first);
+    } else if (rc) {
+        torture_arm(&rc->torture);
+    }
+    enum MHD_Result ret =
+        serve_request(cls, c, url, method, version, upload_data, upload_size, con_cls);
+    if (fresh && *con_cls && *con_cls != &oom_request)
+        ((req_ctx *)*con_cls)->torture = first;
+    torture_arm(NULL);
+    return ret;
+#else
+    return serve_request(cls, c, url, method, version, upload_data, upload_size, con_cls);
+#endif
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -462,6 +586,8 @@ int http_start(const daemon_config *cfg, int *bound_port)
     H.cfg = cfg;
     H.stop = 0;
     H.boot = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16);
+    if (!oom_response && !(oom_response = make_oom_response()))
+        return -1;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t sl;
@@ -566,4 +692,8 @@ void http_stop(double timeout_s)
     }
     free_pem(&H.tls_cert);
     free_pem(&H.tls_key);
+    if (oom_response && !H.d) {
+        MHD_destroy_response(oom_response);
+        oom_response = NULL;
+    }
 }
