@@ -4,8 +4,8 @@
  * hidden layers per head, value and continuation heads on), randomly initialised, in a state
  * filtered from one observation. Three planner settings, all with the planner defaults otherwise
  * (MPPI, the mutual-information bonus and the action-prior term on, terminal value, warm start from
- * the previous plan as a session does): light    N 100,  H 10, I 3 default  N 200,  H 15, I 4
- * (planner_config_defaults) heavy    N 1000, H 15, I 3 For each: plans per second, milliseconds per
+ * the previous plan as a session does): light N 64, H 15, I 2; default = planner_config_defaults
+ * (N 128, H 25, I 3 today); heavy N 1000, H 25, I 3. For each: plans per second, milliseconds per
  * plan (p50, p99; wall clock, and the thread's CPU time, which a loaded machine does not inflate),
  * the planner's GFLOP/s from the sgemm wrapper's FLOP counter, and, in the same run, cblas_sgemm
  * alone (through tensor_gemm) on exactly the sequence of matrix shapes one plan performs,
@@ -79,9 +79,10 @@ typedef struct shapes {
     /* layer ids of the model's networks */
     int embed, gx, gh, prior[2], obs[MLP_MAX_LAYERS], rew[MLP_MAX_LAYERS], actor[MLP_MAX_LAYERS],
         value[MLP_MAX_LAYERS], cont[MLP_MAX_LAYERS];
-    int head_layers; /* linear layers per head */
-    int with_cont;   /* the continuation head is on */
-    int mean_states; /* planner_config.sample_states == 0 */
+    int obs_shift, rew_shift; /* z's columns of the decoder's first layers (shifted decodes) */
+    int head_layers;          /* linear layers per head */
+    int with_cont;            /* the continuation head is on */
+    int mean_states;          /* planner_config.sample_states == 0 */
 } shapes;
 
 static int add_layer(shapes *s, int ic, int oc)
@@ -136,6 +137,20 @@ static void model_layers(shapes *s, const model_config *c)
             int oc = i == c->head_layers ? outs[h] : hid;
             heads[h][i] = add_layer(s, ic, oc);
         }
+    s->obs_shift = add_layer(s, dz, hid);
+    s->rew_shift = add_layer(s, dz, hid);
+}
+
+/* A decoder head at z + dz after one at z (model_decode_shifted): z's columns of the first layer,
+ * then the other layers. */
+static int push_head_shifted(shapes *s, int shift, const int *ids, int rows)
+{
+    if (push(s, shift, rows))
+        return -1;
+    for (int i = 1; i < s->head_layers; i++)
+        if (push(s, ids[i], rows))
+            return -1;
+    return 0;
 }
 
 /* model_transition: embed, the GRU's two products, the state prior. */
@@ -146,8 +161,8 @@ static int push_transition(shapes *s, int rows)
 }
 
 /* One world step of the planner's latent world (mw_step): the transition, then the decoder at z
- * and, for the information bonus, at the antithetic pair (one more decode when the particles
- * follow the mean state), then the continuation head. */
+ * and, for the information bonus, shifted to the antithetic pair (two shifted decodes when the
+ * particles follow the mean state), then the continuation head. */
 static int push_step(shapes *s, int rows, int with_info)
 {
     if (push_transition(s, rows))
@@ -156,9 +171,12 @@ static int push_step(shapes *s, int rows, int with_info)
         if (push_head(s, s->rew, rows))
             return -1;
     } else {
-        int decodes = s->mean_states ? 3 : 2;
-        for (int i = 0; i < decodes; i++)
-            if (push_head(s, s->obs, rows) || push_head(s, s->rew, rows))
+        if (push_head(s, s->obs, rows) || push_head(s, s->rew, rows))
+            return -1;
+        int shifted = s->mean_states ? 2 : 1;
+        for (int i = 0; i < shifted; i++)
+            if (push_head_shifted(s, s->obs_shift, s->obs, rows) ||
+                push_head_shifted(s, s->rew_shift, s->rew, rows))
                 return -1;
     }
     return s->with_cont ? push_head(s, s->cont, rows) : 0;
@@ -420,10 +438,11 @@ int main(int argc, char **argv)
     double policy_us = (now_ms(CLOCK_THREAD_CPUTIME_ID) - pa) / 20000 * 1e3;
     planner_ws_free(pws);
 
-    static const setting settings[] = {
-        {"light", 100, 10, 3},
-        {"default", 200, 15, 4},
-        {"heavy", 1000, 15, 3},
+    /* "default" is whatever planner_config_defaults says, so the figures follow the defaults. */
+    const setting settings[] = {
+        {"light", 64, 15, 2},
+        {"default", pd.population, pd.horizon, pd.iterations},
+        {"heavy", 1000, 25, 3},
     };
     figures fig[3];
     int ran[3] = {0};

@@ -18,6 +18,10 @@
 #             noinfo   {"planner":{"beta_info":0}}            no mutual-information bonus.
 # Once an agent's runs are over its training is paused, so that it takes no CPU from the next run.
 # The robots' episode lines are printed as they come, prefixed and with 1-indexed episodes.
+# Between plan-mode episodes a robot waits (--wait-training, at most BENCH_LEARN_WAIT_TRAINING
+# seconds, default 30; 0: no wait) until its agent's trainer has caught up with the train_ratio
+# cap, as a real robot being reset would: the trainer then gets the same number of steps per
+# transition whether episodes are long (pendulum) or end after a few steps (cart-pole).
 #
 # Outputs (BENCH_LEARN_OUT, default bench/out):
 #   learn.csv          every episode: run,mode,task,seed,env_seed,episode,return,steps,seconds,
@@ -36,7 +40,8 @@
 # Usage: bash bench/learn.sh ELBOD ROBOT_PENDULUM ROBOT_CARTPOLE ELBOCTL
 # Knobs (environment): BENCH_LEARN_SEEDS_PENDULUM (5), BENCH_LEARN_EPISODES_PENDULUM (15),
 # BENCH_LEARN_SEEDS_CARTPOLE (3), BENCH_LEARN_EPISODES_CARTPOLE (20), BENCH_LEARN_POLICY_EPISODES
-# (3), BENCH_LEARN_ABLATION_SEEDS (2), BENCH_LEARN_ABLATION_EPISODES (10), BENCH_LEARN_OUT
+# (3), BENCH_LEARN_ABLATION_SEEDS (2), BENCH_LEARN_ABLATION_EPISODES (10),
+# BENCH_LEARN_WAIT_TRAINING (30 seconds at most between episodes; 0: none), BENCH_LEARN_OUT
 # (bench/out), BENCH_LEARN_ELBOD_ARGS (extra elbod flags), BENCH_LEARN_KEEP=1 keeps the temporary
 # directory (elbod.log, the data directory with every trained agent, the robots' raw CSVs).
 # A count of 0 skips that part. Quick plumbing check:
@@ -62,6 +67,7 @@ ablation_seeds=${BENCH_LEARN_ABLATION_SEEDS:-2}
 ablation_episodes=${BENCH_LEARN_ABLATION_EPISODES:-10}
 out=${BENCH_LEARN_OUT:-bench/out}
 elbod_args=${BENCH_LEARN_ELBOD_ARGS:-}
+wait_training=${BENCH_LEARN_WAIT_TRAINING:-30}
 here=$(cd "$(dirname "$0")" && pwd)
 host=127.0.0.1
 t_start=$EPOCHREALTIME
@@ -174,6 +180,7 @@ robot() {
 	local args=(--url "$base" --agent "$agent" --episodes "$n" --seed "$env_seed" --mode "$mode"
 		--csv "$raw")
 	[ -z "$create" ] || args+=(--create-args "$create")
+	[ "$mode" != plan ] || [ "$wait_training" = 0 ] || args+=(--wait-training "$wait_training")
 	set +e
 	"$bin" "${args[@]}" |
 		awk -v tag="bench-learn: $run $task seed=$seed $mode" -v n="$n" '{

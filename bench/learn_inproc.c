@@ -278,10 +278,14 @@ int main(int argc, char **argv)
                 if (getenv("TRACE") && ep >= atoi(getenv("TRACE"))) {
                     float cp;
                     model_continue(&a->model, s->params, planner_ws_model(ws), &cp, h, z, 1);
-                    printf("  t %3d x %6.2f th %6.2f a %5.2f ret %7.3f cont %.3f pr:", t, e.s[0],
-                           e.kind ? e.s[2] : e.s[0], pr->action[0], pr->expected_return, cp);
+                    printf("  t %3d x %6.2f th %6.2f a %5.2f ret %7.3f V %6.2f cont %.3f pr:", t,
+                           e.s[0], e.kind ? e.s[2] : e.s[0], pr->action[0], pr->expected_return,
+                           pr->terminal_value, cp);
                     for (int k = 0; k < p.horizon; k += 3)
                         printf(" %.2f", pr->pred_reward[k]);
+                    printf(" x:");
+                    for (int k = 0; k < p.horizon; k += 3)
+                        printf(" %.2f", pr->pred_obs[(size_t)k * dx]);
                     printf("\n");
                 }
                 plan_ms_sum += now_ms() - p0;

@@ -280,8 +280,9 @@ void mlp_init(const mlp_spec *s, float *params, rng_t *r, float gain, float out_
     }
 }
 
-void mlp_forward(const mlp_spec *s, float *out, float *cache, const float *in, const float *params,
-                 int bt)
+/* The forward pass; with first_done, layer 0's linear output is already at the start of cache. */
+static void mlp_forward_impl(const mlp_spec *s, float *out, float *cache, const float *in,
+                             const float *params, int bt, int first_done)
 {
     const float *x = in;
     const float *p = params;
@@ -293,7 +294,8 @@ void mlp_forward(const mlp_spec *s, float *out, float *cache, const float *in, c
         p += (size_t)oc * ic + oc;
         float *lin = c;
         c += d;
-        tensor_linear_forward(lin, x, w, b, bt, ic, oc);
+        if (l > 0 || !first_done)
+            tensor_linear_forward(lin, x, w, b, bt, ic, oc);
         if (!mlp_is_hidden(s, l)) {
             act_forward(s->out_act, out, lin, d);
             break;
@@ -311,6 +313,24 @@ void mlp_forward(const mlp_spec *s, float *out, float *cache, const float *in, c
         act_forward(s->act, y, pre, d);
         x = y;
     }
+}
+
+void mlp_forward(const mlp_spec *s, float *out, float *cache, const float *in, const float *params,
+                 int bt)
+{
+    mlp_forward_impl(s, out, cache, in, params, bt, 0);
+}
+
+void mlp_forward_shifted(const mlp_spec *s, float *out, float *cache, const float *cache_from,
+                         const float *delta, int col, int cols, const float *params, int bt)
+{
+    int ic = s->dims[0], oc = s->dims[1];
+    size_t d = (size_t)oc * bt;
+    if (cache != cache_from)
+        memcpy(cache, cache_from, sizeof(float) * d);
+    /* lin (bt, oc) += delta (bt, cols) w[:, col:col+cols]^T */
+    tensor_gemm(cache, delta, params + col, bt, oc, cols, 0, 1, 1.0f, 1.0f, cols, ic, oc);
+    mlp_forward_impl(s, out, cache, NULL, params, bt, 1);
 }
 
 void mlp_backward(const mlp_spec *s, float *din, float *dparams, const float *dout, const float *in,

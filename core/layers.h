@@ -60,6 +60,12 @@ void mlp_init(const mlp_spec *s, float *params, rng_t *r, float gain, float out_
 /* out (bt, dims[n]) from in (bt, dims[0]); cache must hold mlp_cache_count floats. */
 void mlp_forward(const mlp_spec *s, float *out, float *cache, const float *in, const float *params,
                  int bt);
+/* The forward pass for an input that differs from one already run only in columns col..col+cols:
+ * in' = in + delta in those columns (delta (bt, cols)). cache_from is the earlier pass's cache
+ * (it may be cache itself); layer 0's product then costs cols instead of dims[0] columns. The
+ * result equals mlp_forward(in') up to rounding. */
+void mlp_forward_shifted(const mlp_spec *s, float *out, float *cache, const float *cache_from,
+                         const float *delta, int col, int cols, const float *params, int bt);
 /* Accumulates dparams and, when din is not NULL, din (bt, dims[0]) from dout (bt, dims[n]). `out`
  * is the forward's output; scratch must hold mlp_scratch_count floats. */
 void mlp_backward(const mlp_spec *s, float *din, float *dparams, const float *dout, const float *in,

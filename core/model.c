@@ -229,11 +229,12 @@ void model_init_params(const model_t *m, float *params)
 
 struct model_ws {
     int max_rows;
-    float *cache; /* the largest MLP cache for max_rows */
-    float *gru;   /* GRU cache (rows, 4dh) + scratch (rows, 6dh) */
-    float *in;    /* concatenated inputs (rows, max input width) */
-    float *out;   /* raw head outputs (rows, max output width) */
-    float *emb;   /* (rows, hidden) */
+    float *cache;               /* the largest MLP cache for max_rows */
+    float *gru;                 /* GRU cache (rows, 4dh) + scratch (rows, 6dh) */
+    float *in;                  /* concatenated inputs (rows, max input width) */
+    float *out;                 /* raw head outputs (rows, max output width) */
+    float *emb;                 /* (rows, hidden) */
+    float *keep_obs, *keep_rew; /* model_decode_keep's decoder caches */
 };
 
 static size_t max_size(size_t a, size_t b)
@@ -264,7 +265,10 @@ model_ws *model_ws_new(const model_t *m, int max_rows)
     ws->in = params_alloc(rows * in_w);
     ws->out = params_alloc(rows * out_w);
     ws->emb = params_alloc(rows * (size_t)c->hidden);
-    if (!ws->cache || !ws->gru || !ws->in || !ws->out || !ws->emb) {
+    ws->keep_obs = params_alloc(mlp_cache_count(&m->obs_head, max_rows));
+    ws->keep_rew = params_alloc(mlp_cache_count(&m->rew_head, max_rows));
+    if (!ws->cache || !ws->gru || !ws->in || !ws->out || !ws->emb || !ws->keep_obs ||
+        !ws->keep_rew) {
         model_ws_free(ws);
         return NULL;
     }
@@ -280,6 +284,8 @@ void model_ws_free(model_ws *ws)
     params_free(ws->in);
     params_free(ws->out);
     params_free(ws->emb);
+    params_free(ws->keep_obs);
+    params_free(ws->keep_rew);
     free(ws);
 }
 
@@ -337,6 +343,24 @@ void model_decode(const model_t *m, const float *params, model_ws *ws, float *ob
         mlp_forward(&m->obs_head, obs, ws->cache, ws->in, params + m->off_obs, rows);
     if (rew)
         mlp_forward(&m->rew_head, rew, ws->cache, ws->in, params + m->off_rew, rows);
+}
+
+void model_decode_keep(const model_t *m, const float *params, model_ws *ws, float *obs, float *rew,
+                       const float *h, const float *z, int rows)
+{
+    concat_hz(m, ws, h, z, rows);
+    mlp_forward(&m->obs_head, obs, ws->keep_obs, ws->in, params + m->off_obs, rows);
+    mlp_forward(&m->rew_head, rew, ws->keep_rew, ws->in, params + m->off_rew, rows);
+}
+
+void model_decode_shifted(const model_t *m, const float *params, model_ws *ws, float *obs,
+                          float *rew, const float *dz, int rows)
+{
+    int dh = m->cfg.h_dim, nz = m->cfg.z_dim;
+    mlp_forward_shifted(&m->obs_head, obs, ws->cache, ws->keep_obs, dz, dh, nz, params + m->off_obs,
+                        rows);
+    mlp_forward_shifted(&m->rew_head, rew, ws->cache, ws->keep_rew, dz, dh, nz, params + m->off_rew,
+                        rows);
 }
 
 void model_actor(const model_t *m, const float *params, model_ws *ws, float *mu, float *std,

@@ -111,6 +111,13 @@ void model_posterior(const model_t *m, const float *params, model_ws *ws, float 
 /* Decoded means: obs (rows, dx) and reward (rows), both normalised; either may be NULL. */
 void model_decode(const model_t *m, const float *params, model_ws *ws, float *obs, float *rew,
                   const float *h, const float *z, int rows);
+/* model_decode of both heads (obs and rew must both be given) that keeps the heads' caches in ws,
+ * and then the decoder at (h, z + dz) for the same rows: only dz's part of the first layers is
+ * computed again (the planner's antithetic pair shares h). */
+void model_decode_keep(const model_t *m, const float *params, model_ws *ws, float *obs, float *rew,
+                       const float *h, const float *z, int rows);
+void model_decode_shifted(const model_t *m, const float *params, model_ws *ws, float *obs,
+                          float *rew, const float *dz, int rows);
 /* Action prior in u-space: mean and std (rows, da). */
 void model_actor(const model_t *m, const float *params, model_ws *ws, float *mu, float *std,
                  const float *h, const float *z, int rows);

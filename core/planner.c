@@ -575,18 +575,25 @@ static void mw_step(void *ctx, int rows, const float *a, float *reward, float *i
         if (info)
             memset(info, 0, sizeof(float) * (size_t)rows);
     } else {
-        model_decode(m, ws->params, ws->mws, ws->obs, reward, ws->h, ws->z, rows);
+        model_decode_keep(m, ws->params, ws->mws, ws->obs, reward, ws->h, ws->z, rows);
         const float *rew_plus = reward;
+        /* The pair z+ = mu + std eps, z- = mu - std eps shares h: the second decode is the
+         * first shifted by z- - z+ (only z's columns of the first layers are multiplied). */
         if (!ws->sample_states) {
-            /* The particle follows the mean; the bonus still needs an antithetic pair. */
+            /* The particle follows the mean; the bonus still needs an antithetic pair:
+             * z+ = z + std eps, z- = z - std eps. */
             for (size_t i = 0; i < nz; i++)
-                ws->zm[i] = ws->mu_p[i] + ws->std_p[i] * ws->eps[i];
-            model_decode(m, ws->params, ws->mws, ws->obs, ws->pred_tmp, ws->h, ws->zm, rows);
+                ws->zm[i] = ws->std_p[i] * ws->eps[i];
+            model_decode_shifted(m, ws->params, ws->mws, ws->obs, ws->pred_tmp, ws->zm, rows);
             rew_plus = ws->pred_tmp;
+            for (size_t i = 0; i < nz; i++)
+                ws->zm[i] = -ws->zm[i];
+            model_decode_shifted(m, ws->params, ws->mws, ws->obs2, ws->rew2, ws->zm, rows);
+        } else {
+            for (size_t i = 0; i < nz; i++)
+                ws->zm[i] = -2.0f * ws->std_p[i] * ws->eps[i];
+            model_decode_shifted(m, ws->params, ws->mws, ws->obs2, ws->rew2, ws->zm, rows);
         }
-        for (size_t i = 0; i < nz; i++)
-            ws->zm[i] = ws->mu_p[i] - ws->std_p[i] * ws->eps[i];
-        model_decode(m, ws->params, ws->mws, ws->obs2, ws->rew2, ws->h, ws->zm, rows);
         info_bonus(&m->cfg, ws->obs, ws->obs2, rew_plus, ws->rew2, info, rows);
     }
     /* The episode may end: what arrives at this state counts with the probability that the

@@ -69,7 +69,7 @@ static struct {
     pthread_mutex_t qlock;
     pthread_cond_t qcond;
     req_ctx *head, *tail;
-    int queued;
+    int queued, running; /* requests waiting for a worker, and being run by one */
     agent_load *loads[LOAD_BUCKETS]; /* under qlock */
     int stop;
     pthread_t *workers;
@@ -270,6 +270,8 @@ static void *worker_main(void *arg)
         if (!H.head)
             H.tail = NULL;
         H.queued--;
+        H.running++;
+        metrics_worker_jobs(H.queued, H.running);
         pthread_mutex_unlock(&H.qlock);
         api_request q;
         fill_request(rc, &q, 1);
@@ -287,6 +289,8 @@ static void *worker_main(void *arg)
             api_error(&rc->resp, 500, "internal", NULL, "request could not be scheduled");
         pthread_mutex_lock(&H.qlock);
         load_release(rc);
+        H.running--;
+        metrics_worker_jobs(H.queued, H.running);
         pthread_mutex_unlock(&H.qlock);
         atomic_store(&rc->job_done, 1);
         MHD_resume_connection(rc->conn);
@@ -320,6 +324,7 @@ static int enqueue(req_ctx *rc)
         H.head = rc;
     H.tail = rc;
     H.queued++;
+    metrics_worker_jobs(H.queued, H.running);
     pthread_cond_signal(&H.qcond);
     pthread_mutex_unlock(&H.qlock);
     return 0;

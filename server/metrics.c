@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,7 @@ static int n_hists;
 static const char *reject_reason[16];
 static unsigned long reject_count[16];
 static int n_reject;
+static atomic_int jobs_queued, jobs_running; /* set by the worker pool, without the lock */
 
 /* The method as a static string: the caller's buffer dies with its request (the table keeps the
  * pointer), and unknown methods share one label so that clients cannot grow the series. */
@@ -128,6 +130,12 @@ void metrics_rejected(const char *reason)
     pthread_mutex_unlock(&lock);
 }
 
+void metrics_worker_jobs(int queued, int running)
+{
+    atomic_store(&jobs_queued, queued);
+    atomic_store(&jobs_running, running);
+}
+
 void metrics_render_http(mbuf *b)
 {
     pthread_mutex_lock(&lock);
@@ -163,5 +171,11 @@ void metrics_render_http(mbuf *b)
     for (int i = 0; i < n_reject; i++)
         mbuf_printf(b, "elbod_http_rejected_total{reason=\"%s\"} %lu\n", reject_reason[i],
                     reject_count[i]);
+    mbuf_printf(b,
+                "# HELP elbod_http_worker_jobs Requests waiting for a worker (queued) and being "
+                "run by one (running).\n# TYPE elbod_http_worker_jobs gauge\n"
+                "elbod_http_worker_jobs{state=\"queued\"} %d\n"
+                "elbod_http_worker_jobs{state=\"running\"} %d\n",
+                atomic_load(&jobs_queued), atomic_load(&jobs_running));
     pthread_mutex_unlock(&lock);
 }

@@ -19,6 +19,8 @@ void metrics_observe(const char *route, const char *method, int status, double s
 /* Counts a request or connection refused by a limit: `reason` (a static string) is
  * payload_too_large, queue_full, agent_inflight or connection_limit. */
 void metrics_rejected(const char *reason);
+/* Sets the worker pool's gauges: requests waiting for a worker and requests being run by one. */
+void metrics_worker_jobs(int queued, int running);
 /* Appends the HTTP families to b. */
 void metrics_render_http(mbuf *b);
 

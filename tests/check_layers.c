@@ -631,6 +631,40 @@ START_TEST(test_mlp_forward_reference)
 }
 END_TEST
 
+/* _i: the case. mlp_forward_shifted from a first pass at `in` equals the reference MLP at the
+ * input shifted in a column range (every range of each case), with the earlier cache kept. */
+START_TEST(test_mlp_forward_shifted)
+{
+    mlp_spec s;
+    mlp_case_spec(&s, _i);
+    mlp_ctx c;
+    mlp_setup(&c, &s, MLP_BT, 700 + (uint64_t)_i);
+    int w0 = s.dims[0], nout = MLP_BT * s.dims[s.n_layers];
+    float *keep = buf(mlp_cache_count(&s, MLP_BT)), *out0 = buf((size_t)nout);
+    mlp_forward(&s, out0, keep, c.in, c.params, MLP_BT);
+    rng_t rng;
+    rng_seed(&rng, 71, (uint64_t)_i);
+    for (int col = 0; col < w0; col++)
+        for (int cols = 1; col + cols <= w0; cols++) {
+            float delta[REF_MAX], in2[REF_MAX];
+            fill_normal(delta, (size_t)MLP_BT * cols, 1.0f, &rng);
+            memcpy(in2, c.in, sizeof(float) * (size_t)MLP_BT * w0);
+            for (int b = 0; b < MLP_BT; b++)
+                for (int j = 0; j < cols; j++)
+                    in2[b * w0 + col + j] += delta[b * cols + j];
+            double want[REF_MAX];
+            mlp_reference(&s, want, in2, c.params, MLP_BT, NULL);
+            mlp_forward_shifted(&s, c.out, c.cache, keep, delta, col, cols, c.params, MLP_BT);
+            check_close(c.out, want, (size_t)nout, 2e-5, "mlp shifted forward");
+        }
+    /* the kept pass is untouched: shifting by zero gives its output back */
+    float zero[REF_MAX] = {0};
+    mlp_forward_shifted(&s, c.out, c.cache, keep, zero, 0, w0, c.params, MLP_BT);
+    for (int i = 0; i < nout; i++)
+        ck_assert_float_eq_tol(c.out[i], out0[i], 1e-6f);
+}
+END_TEST
+
 /* _i: the case. */
 START_TEST(test_mlp_grad)
 {
@@ -1030,6 +1064,7 @@ Suite *layers_suite(void)
     tcase_add_test(tc, test_mlp_param_count);
     tcase_add_test(tc, test_mlp_init);
     tcase_add_loop_test(tc, test_mlp_forward_reference, 0, N_MLP_CASES);
+    tcase_add_loop_test(tc, test_mlp_forward_shifted, 0, N_MLP_CASES);
     tcase_add_loop_test(tc, test_mlp_grad, 0, N_MLP_CASES);
     tcase_add_loop_test(tc, test_mlp_accumulates, 0, N_MLP_CASES);
 

@@ -55,7 +55,7 @@ double robot_normal(robot_rng *r, double sd)
 typedef struct robot_opts {
     const char *url, *token, *agent, *csv, *create_args, *mode;
     long episodes, seed;
-    double deadline_ms, timeout_s;
+    double deadline_ms, timeout_s, wait_training_s;
     int explore, quiet;
 } robot_opts;
 
@@ -88,6 +88,10 @@ static void usage(const robot_task *t, FILE *f)
         "  --csv FILE           append one row per episode: task, seed, episode, return,\n"
         "                       steps, seconds, model_version, p50_ms, p99_ms\n"
         "  --timeout SECONDS    request timeout (default 60)\n"
+        "  --wait-training SECONDS\n"
+        "                       after each episode, wait (at most SECONDS) until the agent's\n"
+        "                       trainer has caught up with its train_ratio cap, as a robot\n"
+        "                       being reset would (default 0: go on at once)\n"
         "  --quiet              print nothing but errors (use with --csv)\n"
         "  -h, --help           this help\n"
         "\n"
@@ -118,9 +122,9 @@ static int parse_opts(int argc, char **argv, const robot_task *t, robot_opts *o,
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = NULL;
-        static const char *const valued[] = {"--url",  "--token",  "--agent",       "--episodes",
-                                             "--seed", "--mode",   "--deadline-ms", "--create-args",
-                                             "--csv",  "--timeout"};
+        static const char *const valued[] = {
+            "--url",         "--token",       "--agent", "--episodes", "--seed",         "--mode",
+            "--deadline-ms", "--create-args", "--csv",   "--timeout",  "--wait-training"};
         size_t k = 0;
         for (; k < sizeof valued / sizeof valued[0]; k++) {
             size_t n = strlen(valued[k]);
@@ -173,10 +177,14 @@ static int parse_opts(int argc, char **argv, const robot_task *t, robot_opts *o,
             o->create_args = v;
         } else if (k == 8) {
             o->csv = v;
-        } else {
+        } else if (k == 9) {
             o->timeout_s = strtod(v, &end);
             if (errno || *end || !*v || !(o->timeout_s >= 0) || o->timeout_s > 1e6)
                 return bad_usage(t, "--timeout wants seconds, not", v);
+        } else {
+            o->wait_training_s = strtod(v, &end);
+            if (errno || *end || !*v || !(o->wait_training_s >= 0) || o->wait_training_s > 1e6)
+                return bad_usage(t, "--wait-training wants seconds, not", v);
         }
     }
     return EXIT_OK;
@@ -337,6 +345,43 @@ static int run_episode(const robot_task *t, const robot_opts *o, elbo_client *c,
     return EXIT_OK;
 }
 
+/* --wait-training: polls the training status until the trainer has done train_ratio steps per
+ * transition received (or cannot train: paused, too few transitions, no cap), or the wait is
+ * over. A robot being reset between episodes gives the learner this time; PETS-style loops train
+ * between episodes the same way. */
+static int wait_training(const robot_task *t, const robot_opts *o, elbo_client *c)
+{
+    json_t *agent = NULL;
+    int rc = elbo_agent_get(c, o->agent, &agent);
+    if (rc)
+        return failed(t, c, "agent", rc);
+    json_t *tc = json_object_get(agent, "training");
+    double ratio = json_number_value(json_object_get(tc, "train_ratio"));
+    long min_tr = (long)json_integer_value(json_object_get(tc, "min_transitions"));
+    json_decref(agent);
+    double until = now_s() + o->wait_training_s;
+    for (;;) {
+        json_t *st = NULL;
+        rc = elbo_training_get(c, o->agent, &st);
+        if (rc)
+            return failed(t, c, "training", rc);
+        double step = json_number_value(json_object_get(st, "step"));
+        double trans = json_number_value(json_object_get(st, "transitions_total"));
+        int paused = json_is_true(json_object_get(st, "paused"));
+        json_decref(st);
+        if (paused || ratio <= 0 || trans < (double)min_tr || step >= ratio * trans)
+            return EXIT_OK;
+        if (now_s() >= until) {
+            if (!o->quiet)
+                fprintf(stderr, "robot_%s: trainer at step %.0f of %.0f after %.0f s; going on\n",
+                        t->name, step, ratio * trans, o->wait_training_s);
+            return EXIT_OK;
+        }
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* Appends the episode's row to the CSV file (with the header when the file is new or empty). */
 static int append_csv(const robot_task *t, const robot_opts *o, long e, const episode_result *r)
 {
@@ -392,6 +437,8 @@ int robot_main(int argc, char **argv, const robot_task *t)
         }
         if (o.csv)
             ex = append_csv(t, &o, e, &r);
+        if (!ex && o.wait_training_s > 0 && e + 1 < o.episodes)
+            ex = wait_training(t, &o, c);
     }
 out:
     free(lat);
