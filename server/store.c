@@ -61,6 +61,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#ifdef ELBOD_TORTURE
+#include "tests/torture/torture.h"
+#endif
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "store.c binds floats in host byte order as little-endian blobs: add a byte swap here"
@@ -181,6 +184,9 @@ typedef struct store_op {
     long pages;     /* OP_MAX_PAGES */
     uint64_t value; /* OP_RESERVE_IDS: the new reservation */
     size_t bytes;   /* async: counted in async_bytes */
+#ifdef ELBOD_TORTURE
+    torture_req *torture; /* synchronous: the request whose allocations the writer counts */
+#endif
 } store_op;
 
 struct store {
@@ -657,7 +663,18 @@ static void *writer_main(void *arg)
             s->tail = NULL;
         last->next = NULL;
         pthread_mutex_unlock(&s->mu);
+#ifdef ELBOD_TORTURE
+        /* The torture build counts the batch's allocations for the request of its first
+         * synchronous op (which waits meanwhile): SQLite's work on its behalf. */
+        store_op *first = batch;
+        while (first && first->async)
+            first = first->next;
+        torture_arm(first ? first->torture : NULL);
         w_batch(s, batch);
+        torture_arm(NULL);
+#else
+        w_batch(s, batch);
+#endif
         pthread_mutex_lock(&s->mu);
         finish_batch(s, batch);
     }
@@ -691,6 +708,9 @@ static int submit_wait(store_t *s, store_op *op)
     s->active++;
     op->async = 0;
     op->done = 0;
+#ifdef ELBOD_TORTURE
+    op->torture = torture_armed();
+#endif
     enqueue(s, op);
     while (!op->done)
         pthread_cond_wait(&s->done, &s->mu);
@@ -716,6 +736,9 @@ static int submit_async(store_t *s, store_op *op)
         res = STORE_ENOMEM; /* the disk does not keep up: refuse rather than grow without end */
     if (res == 0) {
         op->async = 1;
+#ifdef ELBOD_TORTURE
+        op->torture = NULL;
+#endif
         s->async_bytes += op->bytes;
         enqueue(s, op);
     }

@@ -1,14 +1,17 @@
 /* torture: fault injection for the torture build of elbod (build/torture/elbod, made by
  * tests/torture/torture.mk), as curl's torture tests and SQLite's OOM tests do it. Never part of
- * the release daemon: server/http.c calls these hooks only when compiled with -DELBOD_TORTURE,
- * and tests/torture/torture_alloc.c (the interposed allocator) is linked into that binary only.
+ * the release daemon: server/http.c and server/store.c call these hooks only when compiled with
+ * -DELBOD_TORTURE, and tests/torture/torture_alloc.c (the interposed allocator) is linked into
+ * that binary only.
  *
  * Allocation failures. A request that carries the header `X-Torture-Fail-At: N` (N >= 1) has
  * its N-th allocation fail (malloc, calloc, realloc, aligned_alloc, posix_memalign, memalign,
  * and so strdup and everything glibc, Jansson, SQLite and libmicrohttpd allocate with them),
  * counted only while a thread works on that request: from the first call of the access handler
- * to the response being queued, on the HTTP thread and on the worker that runs it. One
- * allocation fails, the ones after it succeed again. The response then carries
+ * to the response being queued, on the HTTP thread, on the worker that runs it, and on the
+ * store's writer while it commits a batch that starts with the request's write. One
+ * allocation fails, the ones after it succeed again; with `X-Torture-Fail-At: N+`, every one
+ * from the N-th on fails (memory stays short). The response then carries
  * `X-Torture-Allocs: <allocations counted>` and `X-Torture-Injected: 0|1` (whether the N-th
  * allocation came), so that a driver raises N until nothing was injected.
  *
@@ -26,6 +29,7 @@ typedef struct torture_req {
     long fail_at; /* the allocation (1, 2, ...) of this request to fail; 0: none */
     long count;   /* allocations counted so far */
     int injected; /* the fail_at-th allocation came and was failed */
+    int sticky;   /* every allocation from the fail_at-th on fails */
 } torture_req;
 
 /* The request's injection from its X-Torture-Fail-At header value (NULL: none). */

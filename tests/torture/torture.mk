@@ -1,8 +1,8 @@
 # Fault injection (included by the Makefile): allocation failures in the request path and a full
 # disk under the store, against a torture build of elbod (tests/torture/torture.h).
 #
-# make torture-test      builds build/torture/elbod (the release objects, server/http.c again
-#                        with -DELBOD_TORTURE, and the injecting allocator of
+# make torture-test      builds build/torture/elbod (the release objects, server/http.c and
+#                        server/store.c again with -DELBOD_TORTURE, and the allocator of
 #                        tests/torture/torture_alloc.c) and runs tests/torture/torture.py: every
 #                        request of a representative set with its 1st, 2nd, 3rd, ... allocation
 #                        failing until one completes with none failed, then the disk-full test.
@@ -21,7 +21,11 @@ ALL_H += $(wildcard tests/torture/*.h)
 
 .PHONY: torture-test torture-test-san
 
-$(TORTURE_DIR)/server/http.o: server/http.c
+# server/http.c (the request's count) and server/store.c (the writer counts for the request it
+# commits for) with their hooks.
+TORTURE_HOOKED := $(TORTURE_DIR)/server/http.o $(TORTURE_DIR)/server/store.o
+
+$(TORTURE_HOOKED): $(TORTURE_DIR)/server/%.o: server/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DELBOD_TORTURE -MMD -MP -c $< -o $@
 
@@ -30,8 +34,8 @@ $(TORTURE_DIR)/torture_alloc.o: tests/torture/torture_alloc.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fno-builtin -MMD -MP -c $< -o $@
 
-# The torture http.o comes before the server archive, so that the archive's is never linked.
-$(TORTURE_BIN): $(BUILD)/server/main.o $(TORTURE_DIR)/server/http.o $(TORTURE_DIR)/torture_alloc.o \
+# The hooked objects come before the server archive, so that the archive's are never linked.
+$(TORTURE_BIN): $(BUILD)/server/main.o $(TORTURE_HOOKED) $(TORTURE_DIR)/torture_alloc.o \
 		$(SERVER_LIB) $(CORE_LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
@@ -44,4 +48,4 @@ torture-test-san:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		python3 tests/torture/torture.py --sanitizer $(TORTURE_ARGS) build/san/torture/elbod
 
--include $(TORTURE_DIR)/server/http.d $(TORTURE_DIR)/torture_alloc.d
+-include $(TORTURE_HOOKED:.o=.d) $(TORTURE_DIR)/torture_alloc.d

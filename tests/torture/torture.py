@@ -13,8 +13,10 @@ with nothing injected (X-Torture-Injected: 0). After each:
     not exist and can be created; a failed close leaves the session open; an episode whose
     submission failed and was submitted again is accepted or a duplicate, never half);
   - the same request without injection succeeds.
-At the end the daemon stops cleanly (exit 0: under the sanitizers, LeakSanitizer found no leak),
-starts again on the same data, and every acknowledged transition and agent is there.
+Then the same with memory that stays short: every allocation from the N-th on fails (N = 1, 4,
+7, ...: --sticky-stride), so that the error paths meet failures too. At the end the daemon stops
+cleanly (exit 0: under the sanitizers, LeakSanitizer found no leak), starts again on the same
+data, and every acknowledged transition and agent is there.
 
 Disk full. A daemon whose data directory is full (ELBOD_TORTURE_DISKFULL: writes that need space
 fail with ENOSPC) answers submissions with 507 storage_full and stores none of them, keeps
@@ -100,7 +102,7 @@ class Daemon:
     def alive(self):
         return self.proc.poll() is None
 
-    def request(self, method, path, body=None, ctype=None, fail_at=0):
+    def request(self, method, path, body=None, ctype=None, fail_at=0, sticky=False):
         """(status, headers dict with lower-case names, body bytes); raises Failure when elbod
         answers nothing (connection closed, timeout)."""
         if isinstance(body, (dict, list)):
@@ -112,7 +114,7 @@ class Daemon:
         if ctype:
             headers["Content-Type"] = ctype
         if fail_at:
-            headers["X-Torture-Fail-At"] = str(fail_at)
+            headers["X-Torture-Fail-At"] = "%d%s" % (fail_at, "+" if sticky else "")
         for attempt in range(2):
             reused = self.conn is not None
             if self.conn is None:
@@ -197,6 +199,7 @@ class Torture:
         self.args = args
         self.failures = []
         self.points = 0
+        self.sticky_points = 0
         self.requests = 0
         self.per_case = []
         self.acked = {}  # episode id -> transitions stored and acknowledged (agent "main")
@@ -255,7 +258,7 @@ class Torture:
 
     # ---- the loop ----
 
-    def run_case(self, case):
+    def run_case(self, case, sticky=False, stride=1):
         name, method, path_fn, body_fn, ctype, want = (case[k] for k in (
             "name", "method", "path", "body", "ctype", "want"))
         prepare, after, cleanup = case.get("prepare"), case.get("after"), case.get("cleanup")
@@ -272,18 +275,21 @@ class Torture:
         if cleanup:
             cleanup(ctx, True)
         t0 = time.monotonic()
-        n = 0
+        n = 1 - stride
         allocs = 0
+        points = 0
+        label = name + (" (memory stays short)" if sticky else "")
         while True:
-            n += 1
+            n += stride
             if n > self.args.max_n:
-                self.fail(name, n, "still injecting after %d allocations" % self.args.max_n)
+                self.fail(label, n, "still injecting after %d allocations" % self.args.max_n)
                 break
             ctx = prepare() if prepare else None
             try:
-                res = d.request(method, path_fn(ctx), body_fn(ctx), ctype, fail_at=n)
+                res = d.request(method, path_fn(ctx), body_fn(ctx), ctype, fail_at=n,
+                                sticky=sticky)
             except Failure as e:
-                self.fail(name, n, str(e))
+                self.fail(label, n, str(e))
                 if not d.alive():
                     raise Failure("elbod died (%s) at %s, allocation %d:\n%s"
                                   % (d.proc.returncode, name, n, d.tail(40)))
@@ -294,11 +300,11 @@ class Torture:
                               % (d.proc.returncode, name, n, d.tail(40)))
             injected = res[1].get("x-torture-injected", "1") != "0"
             allocs = max(allocs, int(res[1].get("x-torture-allocs", "0")))
-            ok = self.check_reply(name, n, res, want, base)
+            ok = self.check_reply(label, n, res, want, base)
             if after:
                 msg = after(ctx, ok, res)
                 if msg:
-                    self.fail(name, n, msg)
+                    self.fail(label, n, msg)
             # The same request without injection.
             if not (case.get("no_retry_after_success") and ok):
                 ctx2 = case["retry_ctx"](ctx, ok) if case.get("retry_ctx") else ctx
@@ -306,21 +312,25 @@ class Torture:
                 self.requests += 1
                 want2 = case["retry_want"](ok) if case.get("retry_want") else want
                 if res2[0] not in (want2 if isinstance(want2, tuple) else (want2,)):
-                    self.fail(name, n, "without injection afterwards: %d, expected %s (%s): %r"
+                    self.fail(label, n, "without injection afterwards: %d, expected %s (%s): %r"
                               % (res2[0], want2, "answered %d before" % res[0], res2[2][:300]))
                 elif case.get("after_retry"):
                     msg = case["after_retry"](ctx, ok, res, res2)
                     if msg:
-                        self.fail(name, n, msg)
+                        self.fail(label, n, msg)
             if cleanup:
                 cleanup(ctx, ok)
             if not injected:
                 break
-        self.points += n - 1
-        self.per_case.append((name, n - 1, time.monotonic() - t0))
+            points += 1
+        if sticky:
+            self.sticky_points += points
+        else:
+            self.points += points
+            self.per_case.append((name, points, time.monotonic() - t0))
         if self.args.verbose:
-            print("torture: %-18s %5d allocation points (%5d counted) %6.2f s"
-                  % (name, n - 1, allocs, time.monotonic() - t0), flush=True)
+            print("torture: %-40s %5d allocation points (%5d counted) %6.2f s"
+                  % (label, points, allocs, time.monotonic() - t0), flush=True)
 
     # ---- the requests ----
 
@@ -578,6 +588,11 @@ def alloc_phase(args, work):
             cases = [c for c in cases if c["name"] in args.case]
         for c in cases:
             t.run_case(c)
+        # Memory that stays short: every allocation from the N-th on fails (N = 1, 1 + stride,
+        # ...), so that the error paths meet failures too. The same checks.
+        if args.sticky_stride > 0:
+            for c in cases:
+                t.run_case(c, sticky=True, stride=args.sticky_stride)
         t.verify_stored(d, "before the restart")
         d.stop()
         d = Daemon(args.elbod, data, log, sanitizer=args.sanitizer)
@@ -591,7 +606,8 @@ def alloc_phase(args, work):
             d.stop(expect_clean=False)
     dt = time.monotonic() - t0
     print("torture: allocation failures: %d requests x their allocations = %d allocation points "
-          "injected (%d requests in all), %.1f s" % (len(t.per_case), t.points, t.requests, dt))
+          "injected, and %d more with every allocation from there on failing (%d requests in "
+          "all), %.1f s" % (len(t.per_case), t.points, t.sticky_points, t.requests, dt))
     if args.verbose or t.failures:
         worst = sorted(t.per_case, key=lambda x: -x[1])[:5]
         print("torture: most allocations: " + ", ".join("%s %d" % (n, k) for n, k, _ in worst))
@@ -752,6 +768,9 @@ def main():
     ap.add_argument("--skip-disk", action="store_true", help="only the allocation failures")
     ap.add_argument("--skip-alloc", action="store_true", help="only the disk-full test")
     ap.add_argument("--max-n", type=int, default=20000, help="most allocations per request")
+    ap.add_argument("--sticky-stride", type=int, default=3,
+                    help="allocation points between runs where every allocation from the N-th "
+                    "on fails (0: none)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("-v", "--verbose", action="store_true", help="a line per request")
     args = ap.parse_args()

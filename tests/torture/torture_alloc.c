@@ -46,11 +46,15 @@ void torture_req_init(torture_req *t, const char *fail_at)
     t->fail_at = 0;
     t->count = 0;
     t->injected = 0;
+    t->sticky = 0;
     if (fail_at) {
         char *end;
         long n = strtol(fail_at, &end, 10);
-        if (end != fail_at && *end == '\0' && n > 0)
+        int sticky = end != fail_at && *end == '+';
+        if (end != fail_at && (*end == '\0' || (sticky && end[1] == '\0')) && n > 0) {
             t->fail_at = n;
+            t->sticky = sticky;
+        }
     }
 }
 
@@ -71,7 +75,7 @@ static int should_fail(void)
     if (!t)
         return 0;
     t->count++;
-    if (t->fail_at == 0 || t->count != t->fail_at)
+    if (t->fail_at == 0 || t->count < t->fail_at || (t->count > t->fail_at && !t->sticky))
         return 0;
     t->injected = 1;
     return 1;
