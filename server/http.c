@@ -69,7 +69,7 @@ static struct {
     pthread_mutex_t qlock;
     pthread_cond_t qcond;
     req_ctx *head, *tail;
-    int queued, running; /* requests waiting for a worker, and being run by one */
+    int queued, running;             /* requests waiting for a worker, and being run by one */
     agent_load *loads[LOAD_BUCKETS]; /* under qlock */
     int stop;
     pthread_t *workers;

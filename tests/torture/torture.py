@@ -79,7 +79,8 @@ class Daemon:
         deadline = time.monotonic() + (60 if sanitizer else 20)
         while time.monotonic() < deadline and self.port is None:
             if self.proc.poll() is not None:
-                raise Failure("elbod exited at start (%s): %s" % (self.proc.returncode, self.tail()))
+                raise Failure("elbod exited at start (%s): %s"
+                              % (self.proc.returncode, self.tail()))
             with open(log, "rb") as f:
                 f.seek(start)
                 m = re.findall(rb"event=listening .*? port=(\d+)", f.read())
@@ -140,7 +141,8 @@ class Daemon:
     def json(self, method, path, body=None, want=None):
         st, _, data = self.request(method, path, body)
         if want is not None and st != want:
-            raise Failure("%s %s answered %d, expected %d: %s" % (method, path, st, want, data[:300]))
+            raise Failure("%s %s answered %d, expected %d: %s"
+                          % (method, path, st, want, data[:300]))
         try:
             return st, json.loads(data) if data else None
         except ValueError:
@@ -253,7 +255,8 @@ class Torture:
                 self.fail(case, n, "error %d that is not a clean JSON error (%r): %r"
                           % (st, ctype, data[:300]))
             return False
-        self.fail(case, n, "answered %d, expected %d or a 500/503 error: %r" % (st, want, data[:300]))
+        self.fail(case, n, "answered %d, expected %d or a 500/503 error: %r"
+                  % (st, want, data[:300]))
         return False
 
     # ---- the loop ----
