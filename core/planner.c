@@ -20,7 +20,7 @@ void planner_config_defaults(planner_config *p)
     p->method = PLAN_MPPI;
     p->horizon = 25;
     p->population = 128;
-    p->iterations = 3;
+    p->iterations = 2;
     p->elites = 16;
     p->policy_fraction = 0.1f;
     p->temperature = 1.0f;
