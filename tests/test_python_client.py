@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import unittest
+from unittest import mock
 from typing import Any, Dict, List, Optional, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -357,6 +358,22 @@ class TestSessions(DaemonTestCase):
             self.client.close_session("sess-1", s.id)
         self.assertEqual(cm.exception.code, "session_not_found")
 
+    def test_truncated_episode(self) -> None:
+        self.make_agent("sess-3")
+        with self.client.open_session("sess-3") as s:
+            s.act([1.0, 0.0, 0.0])
+            s.act([0.99, 0.1, 0.2], reward=-0.5)
+            # a time limit: the observation is recorded with its reward, without an action
+            r = s.act([0.98, 0.2, 0.3], reward=-0.4, truncated=True)
+            self.assertEqual((r.episode_done, r.mode, r.episode_step), (True, "policy", 2))
+            r = s.act([1.0, 0.0, 0.0], record=False)  # the next episode, same session
+            self.assertEqual((r.episode_step, r.episode_done), (0, False))
+            r = self.client.session_act("sess-3", s.id, [0.9, 0.1, 0.1], reward=-1.0,
+                                        record=False, truncated=True)
+            self.assertEqual((r.episode_done, r.episode_step), (True, 1))
+        st = self.client.training_status("sess-3")
+        self.assertEqual((st["transitions_total"], st["replay_steps"]), (2, 3))
+
     def test_open_with_observation(self) -> None:
         self.make_agent("sess-2")
         with self.client.open_session("sess-2", [1.0, 0.0, 0.0], mode="policy") as s:
@@ -424,6 +441,30 @@ class TestTransitions(DaemonTestCase):
         self.assertEqual(self.client.training_status("tr-2")["transitions_total"], 0)
 
 
+class TestEpisodeReports(DaemonTestCase):
+    def test_report_and_list(self) -> None:
+        self.make_agent("rep-1")
+        self.assertEqual(self.client.list_episodes("rep-1"), {"episodes": [], "total": 0})
+        a = self.client.report_episode("rep-1", -152.25, steps=200)
+        self.assertEqual((a["index"], a["return"], a["steps"]), (0, -152.25, 200))
+        self.assertEqual(a["model_version"], 0)
+        self.assertIsInstance(a["time"], int)
+        b = self.client.report_episode("rep-1", 3.5)  # steps left out: 0
+        self.assertEqual((b["index"], b["return"], b["steps"]), (1, 3.5, 0))
+        listed = self.client.list_episodes("rep-1")
+        self.assertEqual(listed["total"], 2)
+        self.assertEqual([e["return"] for e in listed["episodes"]], [-152.25, 3.5])
+        self.assertEqual(listed["episodes"][0], a)
+        err = self.assertElbodError(422, "out_of_range", self.client.report_episode, "rep-1",
+                                    1.0, steps=-1)
+        self.assertEqual(err.field, "steps")
+        with self.assertRaises(ValueError):  # refused before sending
+            self.client.report_episode("rep-1", float("nan"))
+        self.assertElbodError(404, "agent_not_found", self.client.report_episode, "nope", 1.0)
+        self.assertElbodError(404, "agent_not_found", self.client.list_episodes, "nope")
+        self.assertEqual(self.client.list_episodes("rep-1")["total"], 2)
+
+
 class TestTrainingAndCheckpoints(DaemonTestCase):
     def test_training_pause_resume(self) -> None:
         self.make_agent("train-1")
@@ -487,14 +528,18 @@ class TestGymAdapter(DaemonTestCase):
                 self.assertLess(s.episode_return, 0.0)
                 self.assertGreater(s.wall_time_s, 0.0)
                 self.assertIsNotNone(s.session_id)
-            # truncation closes the session: each episode had its own, none is left open
-            self.assertNotEqual(stats[0].session_id, stats[1].session_id)
-            self.assertIsNone(policy.session)
+            # truncation is sent as such and keeps the session for the next episode
+            assert policy.last_result is not None
+            self.assertTrue(policy.last_result.episode_done)
+            self.assertEqual(stats[0].session_id, stats[1].session_id)
+            self.assertEqual(policy.session_id, stats[0].session_id)
             self.assertEqual(policy.episodes, 2)
-            self.assertEqual(self.client.get_agent("gym-pend")["sessions"], 0)
+            self.assertEqual(self.client.get_agent("gym-pend")["sessions"], 1)
             self.assertGreaterEqual(stats[1].model_version, stats[0].model_version)
+        self.assertEqual(self.client.get_agent("gym-pend")["sessions"], 0)  # closed on exit
         st = self.client.training_status("gym-pend")
-        self.assertGreaterEqual(st["transitions_total"], 50)
+        # 2 x 25 actions taken; the last observation (obs_25) of each is recorded without one
+        self.assertEqual(st["transitions_total"], 50)
         self.assertEqual(st["replay_steps"], 52)  # 2 x 26 observations (obs_0 .. obs_25)
         deadline = time.monotonic() + 20
         while self.client.training_status("gym-pend")["step"] == 0:
@@ -602,6 +647,33 @@ class TestClientOffline(unittest.TestCase):
                     c.metrics()
                 self.assertEqual((cm.exception.status, cm.exception.code), (503, "overloaded"))
                 self.assertEqual(len(_FakeHandler.seen), n + 2)  # retried once
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def test_url_and_token_from_the_environment(self) -> None:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeHandler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/prefix"
+            env = {"ELBOD_URL": url, "ELBOD_TOKEN": "env-t0ken"}
+            with mock.patch.dict(os.environ, env):
+                cases = [
+                    (ec.ElbodClient(), "Bearer env-t0ken"),  # both from the environment
+                    (ec.ElbodClient(token="given"), "Bearer given"),
+                    (ec.ElbodClient(token=""), None),  # "": no key despite $ELBOD_TOKEN
+                    (ec.ElbodClient(url.replace("127.0.0.1", "localhost")), "Bearer env-t0ken"),
+                ]
+            for c, auth in cases:
+                with self.subTest(url=c.base_url, auth=auth), c:
+                    n = len(_FakeHandler.seen)
+                    self.assertEqual(c.version(), {"name": "fake"})
+                    self.assertEqual(_FakeHandler.seen[n].get("Authorization"), auth)
+            self.assertEqual(cases[0][0].base_url, url)
+            with mock.patch.dict(os.environ, {"ELBOD_URL": "", "ELBOD_TOKEN": ""}):
+                c = ec.ElbodClient()
+            self.assertEqual((c.base_url, c.token), (ec.DEFAULT_URL, None))
         finally:
             server.shutdown()
             server.server_close()

@@ -6,6 +6,7 @@ route, with Python 3.9+ and nothing but the standard library (``http.client``, `
 
     from elbod_client import ElbodClient, ElbodError
 
+    # base_url and token default to $ELBOD_URL (else http://127.0.0.1:8080) and $ELBOD_TOKEN
     client = ElbodClient("http://127.0.0.1:8080", token=None, timeout=60.0)
     client.create_agent("pendulum", observation_dim=3, action_dim=1,
                         action_low=[-2.0], action_high=[2.0],
@@ -19,6 +20,12 @@ route, with Python 3.9+ and nothing but the standard library (``http.client``, `
         result = session.act([1.0, 0.0, 0.0])
         result = session.act([0.99, 0.1, 0.2], reward=-0.5)
         print(result.action, result.model_version, result.request_id)
+        # the last observation of an episode cut by a time limit: not terminal
+        session.act([0.98, 0.2, 0.3], reward=-0.4, truncated=True)
+
+    # how the episode went, for the dashboard's plot of returns
+    client.report_episode("pendulum", -152.3, steps=200)
+    print(client.list_episodes("pendulum")["total"])
 
     try:
         client.get_agent("nope")
@@ -36,10 +43,10 @@ Gymnasium-style loops
 
 :class:`ElbodPolicy` lets a loop of the Gymnasium shape
 (``obs, reward, terminated, truncated, info = env.step(action)``) use an elbod agent as its
-policy, without importing gym. It opens a session per episode, sends ``terminated`` as the
-daemon's ``done`` (a terminal state) and ends a ``truncated`` (time-limit) episode by closing
-the session, without marking it terminal. Observations may be lists, tuples or anything with a
-``.tolist()`` method (numpy arrays)::
+policy, without importing gym. It opens a session and keeps it for the following episodes,
+sends ``terminated`` as the daemon's ``done`` (a terminal state) and ``truncated`` (a time
+limit) as its ``truncated`` (the episode stops without a terminal state). Observations may be
+lists, tuples or anything with a ``.tolist()`` method (numpy arrays)::
 
     from elbod_client import ElbodClient, ElbodPolicy, run_episode
 
@@ -66,6 +73,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import os
 import re
 import socket
 import threading
@@ -470,10 +478,12 @@ class ElbodClient:
     """A client of one elbod daemon.
 
     Args:
-        base_url: the daemon's address, ``http://127.0.0.1:8080`` by default (``https://`` and
-            a path prefix such as ``http://host/elbod`` work too).
+        base_url: the daemon's address (``https://`` and a path prefix such as
+            ``http://host/elbod`` work too); ``None`` (the default) takes ``$ELBOD_URL``, else
+            ``http://127.0.0.1:8080``, as elboctl and the robots do.
         token: an API key, sent as ``Authorization: Bearer <token>`` (needed when elbod has a
-            keys file; see its README, Authentication).
+            keys file; see its README, Authentication); ``None`` (the default) takes
+            ``$ELBOD_TOKEN``, and ``""`` sends no key even when that is set.
         timeout: seconds to wait for connecting and for each answer (planning with a large
             population or horizon may need more than the default 60).
         retries: how many times a request refused with 503 ``overloaded`` (or
@@ -489,13 +499,17 @@ class ElbodClient:
 
     def __init__(
         self,
-        base_url: str = DEFAULT_URL,
+        base_url: Optional[str] = None,
         token: Optional[str] = None,
         timeout: float = 60.0,
         retries: int = 2,
         user_agent: str = f"elbod-python/{__version__}",
     ) -> None:
         """Sets up the client; no connection is made until the first request."""
+        if base_url is None:
+            base_url = os.environ.get("ELBOD_URL") or DEFAULT_URL
+        if token is None:
+            token = os.environ.get("ELBOD_TOKEN") or None
         parsed = urllib.parse.urlsplit(base_url if "://" in base_url else "http://" + base_url)
         if parsed.scheme not in ("http", "https"):
             raise ValueError(f"base_url must be http:// or https://, got {base_url!r}")
@@ -909,18 +923,26 @@ class ElbodClient:
         explore: Optional[bool] = None,
         deadline_ms: Optional[float] = None,
         timeout: Optional[float] = None,
+        truncated: bool = False,
     ) -> ActResult:
         """``POST /v1/agents/{agent}/sessions/{id}/act``: observation, reward, done in.
 
         ``reward`` is the reward of the previous action (ignored on an episode's first call);
         ``done=True`` marks this observation terminal (Gym's ``terminated``) and the next call
-        starts a new episode; ``record=False`` acts without recording (evaluation).
+        starts a new episode; ``truncated=True`` says the episode stops at this observation
+        without a terminal state (Gym's ``truncated``, e.g. a time limit): it is recorded with
+        its reward but without an action and not as terminal, and the next call starts a new
+        episode too. Either way the answer carries the action prior's action (``mode``
+        ``"policy"``, ``episode_done`` True), which may be ignored. ``record=False`` acts
+        without recording (evaluation).
         """
         body: JSON = {
             "observation": _vector(observation, "observation"),
             "reward": _number(reward, "reward"),
             "done": bool(done),
         }
+        if truncated:
+            body["truncated"] = True
         _put_optional(body, record=record, mode=mode, explore=explore, deadline_ms=deadline_ms)
         path = self._agent_path(agent, "sessions", self._seg(session_id), "act")
         resp = self._request("POST", path, json_body=body, timeout=timeout)
@@ -991,6 +1013,36 @@ class ElbodClient:
         return self._request(
             "POST", self._agent_path(agent, "training"), json_body={"action": "resume"}
         ).json()
+
+    # ---- episode returns -------------------------------------------------------------------
+
+    def report_episode(
+        self, agent: str, episode_return: float, steps: Optional[int] = None
+    ) -> JSON:
+        """``POST /v1/agents/{agent}/episodes/report``: says how a finished episode went.
+
+        ``episode_return`` is the episode's return (the sum of its rewards, a finite number),
+        ``steps`` its length (0 to 1000000000; left out: 0). The dashboard plots the reports;
+        elbod keeps the last 1000 per agent in memory only (lost when the agent is deleted or
+        the daemon restarts) and does not train on them. Returns the report as kept:
+        ``{"index", "return", "steps", "model_version", "time"}`` (``model_version`` the
+        agent's when it arrived, ``time`` Unix seconds).
+        """
+        body: JSON = {"return": _number(episode_return, "episode_return")}
+        if steps is not None:
+            body["steps"] = int(steps)
+        return self._request(
+            "POST", self._agent_path(agent, "episodes", "report"), json_body=body
+        ).json()
+
+    def list_episodes(self, agent: str) -> JSON:
+        """``GET /v1/agents/{agent}/episodes``: the reported episode returns.
+
+        Returns ``{"episodes": [report, ...], "total": n}``: the last 1000 reports, oldest
+        first, each as :meth:`report_episode` returns it (a ``return`` the daemon wrote as
+        ``null`` is ``None``), and ``total`` the reports received in all.
+        """
+        return self._request("GET", self._agent_path(agent, "episodes")).json()
 
     # ---- checkpoints -----------------------------------------------------------------------
 
@@ -1081,10 +1133,12 @@ class Session:
         explore: Optional[bool] = None,
         deadline_ms: Optional[float] = None,
         timeout: Optional[float] = None,
+        truncated: bool = False,
     ) -> ActResult:
         """Sends an observation and the previous action's reward; returns the next action.
 
-        ``done=True`` says this observation ends the episode (terminal); the answer then
+        ``done=True`` says this observation ends the episode (terminal); ``truncated=True``
+        says the episode stops here without a terminal state (a time limit). The answer then
         carries the action prior's action, which may be ignored, and the next call starts a
         new episode in this session. Options left ``None`` take the session's defaults.
         """
@@ -1094,6 +1148,7 @@ class Session:
             observation,
             reward=reward,
             done=done,
+            truncated=truncated,
             record=self.record if record is None else record,
             mode=self.mode if mode is None else mode,
             explore=self.explore if explore is None else explore,
@@ -1147,11 +1202,11 @@ class ElbodPolicy:
     terminated, truncated)`` takes what ``env.step`` returned and gives the next action, or
     ``None`` once the episode is over (``terminated`` or ``truncated``):
 
-    * ``terminated`` is sent as ``done=True``: the observation is recorded as terminal and the
-      session is kept for the next episode;
-    * ``truncated`` (a time limit) sends the last observation and reward (acting in ``policy``
-      mode, cheap, so that the last transition is recorded) and closes the session, which ends
-      the episode without marking it terminal; the next ``reset`` opens a new session.
+    * ``terminated`` is sent as ``done=True``: the observation is recorded as terminal;
+    * ``truncated`` (a time limit) is sent as ``truncated=True``: the observation and its
+      reward are recorded, without an action and not as terminal.
+
+    Either way the session is kept, and the next ``reset`` starts the next episode in it.
 
     Args:
         client: the :class:`ElbodClient`.
@@ -1233,16 +1288,18 @@ class ElbodPolicy:
         assert self.session.first is not None
         return self.session.first
 
-    def _act(self, observation: Vector, reward: float, done: bool, **kw: Any) -> ActResult:
+    def _act(
+        self, observation: Vector, reward: float, done: bool, truncated: bool = False
+    ) -> ActResult:
         """A session act, reopening an expired session when allowed."""
         assert self.session is not None
         try:
-            return self.session.act(observation, reward=reward, done=done, **kw)
+            return self.session.act(observation, reward=reward, done=done, truncated=truncated)
         except ElbodError as err:
             if not (self.reopen_expired and err.status == 404 and err.code == "session_not_found"):
                 raise
             self.session.closed = True
-            if done:  # nothing to continue: the episode ends here either way
+            if done or truncated:  # nothing to continue: the episode ends here either way
                 self.session = None
                 return ActResult([], self.model_version, err.request_id or "", "policy",
                                  False, 0, 0.0, episode_done=True)
@@ -1261,7 +1318,7 @@ class ElbodPolicy:
         self._in_episode = True
         if self.session is None or self.session.closed:
             return self._out(self._open(observation))
-        # The session of a terminated episode goes on: this call starts its next episode.
+        # The session of an ended episode goes on: this call starts its next episode.
         return self._out(self._act(observation, 0.0, False))
 
     def step(
@@ -1281,16 +1338,10 @@ class ElbodPolicy:
         reward = _number(reward, "reward")
         self.episode_return += reward
         self.episode_steps += 1
-        if terminated:
-            self.last_result = self._act(observation, reward, True)
-            self._finish()
-            return None
-        if truncated:
-            # Record the last transition (cheaply, in policy mode), then end the episode
-            # without a terminal state by closing the session.
-            if self.record:
-                self.last_result = self._act(observation, reward, False, mode="policy")
-            self._close_session()
+        if terminated or truncated:
+            # The last observation and reward: terminal (done) or cut by a time limit
+            # (truncated; terminated wins when both are set). The session goes on.
+            self.last_result = self._act(observation, reward, terminated, not terminated)
             self._finish()
             return None
         return self._out(self._act(observation, reward, False))
