@@ -3,7 +3,7 @@
 # They use only elbod's public REST API: libcurl, Jansson and libm, never core/ or server/.
 #
 # build/elboctl          the command-line client (elboctl --help)
-# build/robot_pendulum   the pendulum swing-up robot of /work/shared/envs/README.md
+# build/robot_pendulum   the pendulum swing-up robot (README.md, Clients > Example robots)
 # build/robot_cartpole   the cart-pole swing-up robot
 
 CLIENT_LIB_OBJS := $(BUILD)/clients/c/elbo_client.o

@@ -431,6 +431,15 @@ START_TEST(test_help_and_usage)
     }
     free(out);
     ASSERT_HAS(CTL(0, "help", "submit"), "episode,step,obs_0");
+    ASSERT_HAS(CTL(0, "act", "--help"), "  --truncated ");
+    /* session --help describes each option of open, not only in its usage line */
+    out = strdup(CTL(0, "session", "--help"));
+    ck_assert_ptr_nonnull(out);
+    static const char *const session_opts[] = {"--obs V,..", "--mode M", "--explore",
+                                               "--deadline-ms MS"};
+    for (size_t i = 0; i < sizeof session_opts / sizeof session_opts[0]; i++)
+        ASSERT_HAS(out, P("\n  %s ", session_opts[i]));
+    free(out);
     CTL(1, NULL);                       /* no command */
     CTL(1, "frobnicate");               /* unknown command */
     CTL(1, "list", "--frobnicate");     /* unknown option */
@@ -439,7 +448,9 @@ START_TEST(test_help_and_usage)
     CTL(1, "act", "a");                 /* no --obs */
     CTL(1, "act", "a", "--obs", "1,x"); /* not numbers */
     CTL(1, "act", "a", "--obs", "1", "--mode", "dream");
-    CTL(1, "act", "a", "--obs", "1", "--reward", "1"); /* --reward needs --session */
+    CTL(1, "act", "a", "--obs", "1", "--reward", "1");  /* --reward needs --session */
+    CTL(1, "act", "a", "--obs", "1", "--truncated");    /* so does --truncated */
+    CTL(1, "session", "open", "a", "--mode", "policy"); /* --mode chooses the first action */
     CTL(1, "--timeout", "soon", "list");
     CTL(1, "--url", "ftp://x", "list");
     CTL(1, "--url"); /* a global option without its value */
@@ -454,6 +465,12 @@ START_TEST(test_help_and_usage)
                      0);
     ASSERT_HAS(last_out, "--create-args");
     ASSERT_HAS(last_out, "p99_ms");
+    /* the task is described inline, and the pointer is to elbod's own README */
+    ASSERT_HAS(last_out, "[cos th, sin th, th_dot]");
+    ASSERT_HAS(last_out, "Example robots");
+    ck_assert_msg(strstr(last_out, "/work/") == NULL, "a path users lack:\n%s", last_out);
+    ck_assert_int_eq(run((const char *const[]){robot_bin("cartpole"), "-h", NULL}, NULL, NULL), 0);
+    ASSERT_HAS(last_out, "|x| <= 2.4");
     ck_assert_int_eq(
         run((const char *const[]){robot_bin("cartpole"), "--episodes", "0", NULL}, NULL, NULL), 1);
     ck_assert_int_eq(
@@ -482,6 +499,13 @@ START_TEST(test_daemon_down)
         run((const char *const[]){robot_bin("pendulum"), "--url", url, "--episodes", "1", NULL},
             NULL, NULL),
         2);
+    /* A --csv file that cannot be written is found before anything else: 5, not 2. */
+    const char *csv = P("%s/no/such/dir/r.csv", work);
+    ck_assert_int_eq(
+        run((const char *const[]){robot_bin("pendulum"), "--url", url, "--csv", csv, NULL}, NULL,
+            NULL),
+        5);
+    ASSERT_HAS(last_err, "cannot write");
 }
 END_TEST
 
@@ -592,6 +616,17 @@ START_TEST(test_agents_and_acting)
                            "--reward", "-0.4", "--done"));
     ck_assert(json_is_true(jpath(r2, "episode_done")));
     json_decref(r2);
+    /* The next episode in the same session, stopped by a time limit at its second step. */
+    CTL(0, "act", "p", "--session", sid, "--obs", "1,0,0");
+    json_t *rt = parse(CTL(0, "--json", "act", "p", "--session", sid, "--obs", "0.9,0.1,0.2",
+                           "--reward", "-0.3", "--truncated"));
+    ck_assert(json_is_true(jpath(rt, "episode_done")));
+    ck_assert_int_eq(jint(rt, "episode_step"), 1);
+    ck_assert_str_eq(json_string_value(jpath(rt, "mode")), "policy");
+    json_decref(rt);
+    rt = parse(CTL(0, "--json", "act", "p", "--session", sid, "--obs", "1,0,0", "--no-record"));
+    ck_assert_int_eq(jint(rt, "episode_step"), 0); /* a new episode began */
+    json_decref(rt);
     json_t *r3 =
         parse(CTL(0, "--json", "plan", "p", "--session", sid)); /* from the session's state */
     ck_assert_str_eq(json_string_value(jpath(r3, "session_id")), sid);
@@ -602,7 +637,12 @@ START_TEST(test_agents_and_acting)
     out = CTL(0, "session", "open", "p", "--obs", "1,0,0", "--mode", "policy");
     ASSERT_HAS(out, "session_id:");
     ASSERT_HAS(out, "action:");
-    ck_assert_int_eq(transitions_total("p"), 3); /* two session steps + the open with --obs */
+    /* Transitions: two steps of the first episode, one of the truncated one, and the open with
+     * --obs. Steps: those, the terminal observation and the truncated one (without actions). */
+    ck_assert_int_eq(transitions_total("p"), 4);
+    json_t *tr = parse(CTL(0, "--json", "training", "p"));
+    ck_assert_int_eq(jint(tr, "replay_steps"), 6);
+    json_decref(tr);
 
     /* training */
     out = CTL(0, "training", "p");
@@ -776,6 +816,27 @@ START_TEST(test_submit)
     f = P("%s/empty.csv", work);
     write_file(f, "episode,step,o0,o1,o2,a0,r,done\n");
     CTL(5, "submit", "s", f);
+    /* Two episodes under one label would share one id with --id-prefix (the second dropped as
+     * a duplicate): refused, naming the label and both lines. */
+    f = P("%s/relabel.csv", work);
+    write_file(f, "episode,step,o0,o1,o2,a0,r,done\n"
+                  "ep1,0,1,0,0,0.5,-0.1,0\n"
+                  "ep1,1,1,0,0,,,0\n"
+                  "ep2,0,1,0,0,0.5,-0.1,0\n"
+                  "ep2,1,1,0,0,,,0\n"
+                  "ep1,0,0,1,0,0.5,-0.1,0\n"
+                  "ep1,1,0,1,0,,,1\n");
+    CTL(5, "submit", "s", f, "--id-prefix", "re-");
+    ASSERT_HAS(last_err, "relabel.csv:6: episode label 'ep1' is used again");
+    ASSERT_HAS(last_err, "began on line 2");
+    CTL(5, "submit", "s", f);
+    char longlabel[200];
+    memset(longlabel, 'x', sizeof longlabel - 1);
+    longlabel[sizeof longlabel - 1] = '\0';
+    f = P("%s/long.csv", work);
+    write_file(f, P("%s,0,1,0,0,0.5,-0.1,0\n%s,1,1,0,0,,,0\n", longlabel, longlabel));
+    CTL(5, "submit", "s", f);
+    ASSERT_HAS(last_err, "longer than 127 characters");
     ck_assert_int_eq(transitions_total("s"), expect);
     CTL(3, "submit", "nobody", P("%s/e.csv", work)); /* unknown agent */
     ASSERT_HAS(last_err, "agent_not_found");
@@ -847,6 +908,23 @@ START_TEST(test_robots)
     rows = read_file_from(csvp, 0);
     ck_assert_int_eq(count_lines(rows, "pendulum,1,0,"), 1);
     free(rows);
+
+    /* A --csv file that cannot be written: exit 5 before the first episode runs. */
+    long long before = transitions_total("pend");
+    const char *nocsv[] = {robot_bin("pendulum"),
+                           "--url",
+                           url,
+                           "--agent",
+                           "pend",
+                           "--episodes",
+                           "1",
+                           "--csv",
+                           P("%s/no/such/dir/r.csv", work),
+                           NULL};
+    ck_assert_int_eq(run(nocsv, NULL, NULL), 5);
+    ASSERT_HAS(last_err, "cannot write");
+    ck_assert_int_eq((int)strlen(last_out), 0);
+    ck_assert_int_eq(transitions_total("pend"), before);
 
     /* The cart-pole in policy mode: one episode, at most 200 steps (early end off the track). */
     const char *cp[] = {

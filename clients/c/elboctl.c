@@ -767,6 +767,8 @@ static json_t *act_request(const ctx *x, const cmdline *cl, int obs_required)
     }
     if (opt_has(cl, "done"))
         json_object_set_new(q, "done", json_true());
+    if (opt_has(cl, "truncated"))
+        json_object_set_new(q, "truncated", json_true());
     if (opt_has(cl, "no-record"))
         json_object_set_new(q, "record", json_false());
     return q;
@@ -789,8 +791,9 @@ static void print_action(const json_t *r)
 static int run_act(ctx *x, const cmdline *cl)
 {
     const char *sid = opt_get(cl, "session");
-    if (!sid && (opt_has(cl, "reward") || opt_has(cl, "done") || opt_has(cl, "no-record")))
-        return usage_error(x, "--reward, --done and --no-record need --session ID");
+    if (!sid && (opt_has(cl, "reward") || opt_has(cl, "done") || opt_has(cl, "truncated") ||
+                 opt_has(cl, "no-record")))
+        return usage_error(x, "--reward, --done, --truncated and --no-record need --session ID");
     json_t *q = act_request(x, cl, 1);
     if (!q)
         return EXIT_USAGE;
@@ -886,6 +889,10 @@ static int run_session(ctx *x, const cmdline *cl)
     if (strcmp(what, "open") == 0) {
         if (cl->npos != 2)
             return usage_error(x, "usage: elboctl session open NAME [--obs v,..]");
+        if (!opt_has(cl, "obs") &&
+            (opt_has(cl, "mode") || opt_has(cl, "explore") || opt_has(cl, "deadline-ms")))
+            return usage_error(x, "--mode, --explore and --deadline-ms need --obs (they choose "
+                                  "the first action)");
         json_t *q = act_request(x, cl, 0);
         if (!q)
             return EXIT_USAGE;
@@ -1266,13 +1273,19 @@ static int csv_flag(const char *s, int *out)
 }
 
 /* CSV: a row per step, "episode,step,obs_0..obs_{dx-1},action_0..action_{da-1},reward,done";
- * an episode's last row is its final observation with the action and reward cells empty. */
+ * an episode's last row is its final observation with the action and reward cells empty. Each
+ * episode has its own label: a label that comes back after another episode began is refused, as
+ * it would be two episodes under one name (and one id with --id-prefix: the second would be
+ * dropped as a duplicate). */
 static int load_csv(const ctx *x, const char *path, char *text, size_t len, int dx, int da,
                     const char *id_prefix, entries *es)
 {
     int ncol = 2 + dx + da + 2;
     char **f = malloc(sizeof(char *) * (size_t)(ncol + 1));
-    if (!f) {
+    json_t *seen = json_object(); /* label -> the line its episode began on */
+    if (!f || !seen) {
+        free(f);
+        json_decref(seen);
         errorf(x, "out of memory");
         return -1;
     }
@@ -1309,6 +1322,23 @@ static int load_csv(const ctx *x, const char *path, char *text, size_t len, int 
         } else {
             if (in_episode && csv_finish(x, path, &ep, id_prefix, es))
                 goto out;
+            if (strlen(f[0]) >= sizeof ep.label) {
+                errorf(x, "%s:%ld: episode label longer than %zu characters", path, lineno,
+                       sizeof ep.label - 1);
+                goto out;
+            }
+            json_t *before = json_object_get(seen, f[0]);
+            if (before) {
+                errorf(x,
+                       "%s:%ld: episode label '%s' is used again: an episode of that label began "
+                       "on line %lld; give every episode its own label",
+                       path, lineno, f[0], (long long)json_integer_value(before));
+                goto out;
+            }
+            if (json_object_set_new_nocheck(seen, f[0], json_integer(lineno))) {
+                errorf(x, "out of memory");
+                goto out;
+            }
             csv_episode_reset(&ep);
             snprintf(ep.label, sizeof ep.label, "%s", f[0]);
             ep.obs = json_array();
@@ -1388,6 +1418,7 @@ static int load_csv(const ctx *x, const char *path, char *text, size_t len, int 
     rc = 0;
 out:
     csv_episode_reset(&ep);
+    json_decref(seen);
     free(f);
     return rc;
 }
@@ -1723,9 +1754,9 @@ static const opt_spec no_opts[] = {{NULL, 0}};
 static const opt_spec create_opts[] = {{"file", 1}, {"name", 1}, {"obs-dim", 1}, {"act-dim", 1},
                                        {"low", 1},  {"high", 1}, {"set", 1},     {NULL, 0}};
 static const opt_spec patch_opts[] = {{"file", 1}, {"set", 1}, {NULL, 0}};
-static const opt_spec act_opts[] = {{"obs", 1},         {"mode", 1},      {"explore", 0},
-                                    {"deadline-ms", 1}, {"session", 1},   {"reward", 1},
-                                    {"done", 0},        {"no-record", 0}, {NULL, 0}};
+static const opt_spec act_opts[] = {
+    {"obs", 1},    {"mode", 1}, {"explore", 0},   {"deadline-ms", 1}, {"session", 1},
+    {"reward", 1}, {"done", 0}, {"truncated", 0}, {"no-record", 0},   {NULL, 0}};
 static const opt_spec plan_opts[] = {{"obs", 1},     {"session", 1},     {"reward", 1},
                                      {"explore", 0}, {"deadline-ms", 1}, {"mode", 1},
                                      {NULL, 0}};
@@ -1771,7 +1802,7 @@ static const command commands[] = {
      "Deletes the agent, its sessions, its stored experience and its checkpoints.\n"},
     {"act", run_act, 1, 1, act_opts,
      "NAME --obs V,.. [--mode plan|policy] [--explore] [--deadline-ms MS] [--session ID "
-     "[--reward R] [--done] [--no-record]]",
+     "[--reward R] [--done | --truncated] [--no-record]]",
      "one action for an observation",
      "Asks for an action. Without --session it is stateless (nothing recorded); with --session\n"
      "it is the session's next step, recorded for training.\n"
@@ -1782,7 +1813,11 @@ static const command commands[] = {
      "  --deadline-ms MS     time budget of the planner\n"
      "  --session ID         act in this session (see elboctl session open)\n"
      "  --reward R           session: the reward of the previous action\n"
-     "  --done               session: this observation ends the episode\n"
+     "  --done               session: this observation ends the episode (a terminal state);\n"
+     "                       the next act starts a new episode in the session\n"
+     "  --truncated          session: the episode stops at this observation without ending\n"
+     "                       (a time limit): it is recorded with its reward, without an\n"
+     "                       action and not as terminal; the next act starts a new episode\n"
      "  --no-record          session: do not record the step for training\n"},
     {"plan", run_plan, 1, 1, plan_opts,
      "NAME (--obs V,.. | --session ID [--obs V,.. [--reward R]]) [--explore] [--deadline-ms MS]",
@@ -1799,8 +1834,20 @@ static const command commands[] = {
      "open NAME [--obs V,.. [--mode M] [--explore] [--deadline-ms MS]] | close NAME ID",
      "open or close a session",
      "open: opens a session (one per running episode of a robot) and prints its session_id;\n"
-     "      with --obs also its first action.\n"
-     "close: closes the session.\n"},
+     "      with --obs also its first action (recorded as the episode's first step). Act in\n"
+     "      the session with elboctl act NAME --session ID.\n"
+     "close: closes the session; its running episode ends without a terminal state.\n"
+     "\n"
+     "Options of open (--mode, --explore and --deadline-ms only with --obs):\n"
+     "  --obs V,..           the episode's first observation: numbers separated by commas,\n"
+     "                       or a JSON array; the answer then carries the first action\n"
+     "  --mode M             plan (default: run the planner) or policy (the learned prior\n"
+     "                       alone) for that first action\n"
+     "  --explore            sample the first action instead of taking the mean\n"
+     "  --deadline-ms MS     time budget of the planner for the first action\n"
+     "\n"
+     "Example: SID=$(elboctl --json session open pendulum | sed -E "
+     "'s/.*\"session_id\":\"([^\"]+)\".*/\\1/')\n"},
     {"submit", run_submit, 2, 2, submit_opts,
      "NAME FILE [--format json|ndjson|csv] [--batch N] [--batch-steps N] [--batch-bytes N] "
      "[--id-prefix P] [--quiet]",
@@ -1816,7 +1863,8 @@ static const command commands[] = {
      "          \"rewards\":[..],\"done\":false}\n"
      "  csv     one row per step, columns:\n"
      "            episode,step,obs_0,..,obs_<dx-1>,action_0,..,action_<da-1>,reward,done\n"
-     "          episode: a label shared by the consecutive rows of one episode; step: 0, 1, ..\n"
+     "          episode: a label shared by the consecutive rows of one episode, and by no\n"
+     "          other episode of the file (a label used again is an error); step: 0, 1, ..\n"
      "          A step row holds the observation, the action taken at it and that action's\n"
      "          reward, with done 0. Every episode ends with one final observation row whose\n"
      "          action and reward cells are empty and whose done (0/1) says whether it is\n"

@@ -65,10 +65,13 @@ static void usage(const robot_task *t, FILE *f)
         f,
         "Usage: robot_%s [options]\n"
         "\n"
-        "Runs the %s task of /work/shared/envs/README.md locally and controls it through\n"
-        "elbod: one session per episode, one session act per step (observation, reward of\n"
-        "the previous action, done). Creates the agent when it is missing (observation_dim\n"
-        "%d, action_dim %d, actions in [%g, %g]). Prints one line per episode:\n"
+        "%s"
+        "\n"
+        "Simulates the %s task locally and controls it through elbod: one session per\n"
+        "episode, one session act per step (observation, reward of the previous action;\n"
+        "the last observation with done or truncated). Creates the agent when it is missing\n"
+        "(observation_dim %d, action_dim %d, actions in [%g, %g]). Prints one line per\n"
+        "episode:\n"
         "  %s episode=E return=R steps=N seconds=S model_version=V p50_ms=A p99_ms=B\n"
         "where p50_ms and p99_ms are the round-trip latencies of the episode's action\n"
         "requests (planning included).\n"
@@ -96,8 +99,12 @@ static void usage(const robot_task *t, FILE *f)
         "  -h, --help           this help\n"
         "\n"
         "Exit status: 0 ok, 1 usage error, 2 connection error, 3 request rejected (4xx),\n"
-        "4 server error (5xx), 5 the --csv file cannot be written.\n",
-        t->name, t->name, t->obs_dim, t->act_dim, t->act_low, t->act_high, t->name, t->name);
+        "4 server error (5xx), 5 the --csv file cannot be written (checked before the first\n"
+        "episode).\n"
+        "\n"
+        "More in elbod's README.md, section \"Example robots\" (under \"Clients\").\n",
+        t->name, t->description, t->name, t->obs_dim, t->act_dim, t->act_low, t->act_high, t->name,
+        t->name);
 }
 
 static int bad_usage(const robot_task *t, const char *what, const char *value)
@@ -382,6 +389,18 @@ static int wait_training(const robot_task *t, const robot_opts *o, elbo_client *
     }
 }
 
+/* Whether the CSV file can be appended to: opens it for appending (creating it when missing) and
+ * closes it, before any episode runs. EXIT_OK or EXIT_OUTPUT. */
+static int check_csv(const robot_task *t, const robot_opts *o)
+{
+    FILE *f = fopen(o->csv, "a");
+    if (!f || fclose(f)) {
+        fprintf(stderr, "robot_%s: cannot write %s: %s\n", t->name, o->csv, strerror(errno));
+        return EXIT_OUTPUT;
+    }
+    return EXIT_OK;
+}
+
 /* Appends the episode's row to the CSV file (with the header when the file is new or empty). */
 static int append_csv(const robot_task *t, const robot_opts *o, long e, const episode_result *r)
 {
@@ -411,6 +430,8 @@ int robot_main(int argc, char **argv, const robot_task *t)
         return ex;
     if (t->obs_dim > ROBOT_MAX_OBS || t->act_dim > ROBOT_MAX_ACT)
         return EXIT_USAGE;
+    if (o.csv && (ex = check_csv(t, &o)) != EXIT_OK)
+        return ex; /* before any request: no episode runs for nothing */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     elbo_client_options copt = ELBO_CLIENT_OPTIONS_DEFAULT;
     copt.token = o.token;

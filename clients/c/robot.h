@@ -1,7 +1,8 @@
 /* robot: the shared runner of the example robots (robot_pendulum, robot_cartpole).
  *
- * A robot_task is one environment of /work/shared/envs/README.md, simulated locally: its shape,
- * its episode length, and reset/step/observe over an opaque state. robot_main parses the
+ * A robot_task is one control task (the README's "Example robots" section, under "Clients",
+ * describes both), simulated locally: its shape, its episode length, a description for --help,
+ * and reset/step/observe over an opaque state. robot_main parses the
  * robots' common flags, creates the agent when it is missing, and runs episodes through elbod's
  * sessions exactly as a real robot would: one session per episode, one session act per step
  * (the observation, the reward of the previous action, done), one line per episode.
@@ -31,6 +32,8 @@ double robot_normal(robot_rng *r, double sd);
 
 typedef struct robot_task {
     const char *name;         /* the task, also the default agent name: "pendulum" */
+    const char *description;  /* for --help: observation, action, reward, episode; lines of at
+                               * most 78 characters, each ending in \n */
     int obs_dim, act_dim;     /* at most ROBOT_MAX_OBS and ROBOT_MAX_ACT */
     double act_low, act_high; /* the action box, the same for every action */
     int max_steps;            /* control steps per episode */

@@ -1,5 +1,5 @@
-/* robot_cartpole: the cart-pole swing-up of /work/shared/envs/README.md (classic cart-pole
- * dynamics, explicit Euler), simulated here and controlled through elbod. `robot_cartpole
+/* robot_cartpole: the cart-pole swing-up (classic cart-pole dynamics, explicit Euler; README.md,
+ * Clients > Example robots), simulated here and controlled through elbod. `robot_cartpole
  * --help`. */
 #include <math.h>
 
@@ -65,6 +65,14 @@ int main(int argc, char **argv)
 {
     static const robot_task task = {
         .name = "cartpole",
+        .description =
+            "The cart-pole swing-up: a pole (0.1 kg, 1 m) hinged on a cart (1 kg) starts\n"
+            "hanging down and is to be swung up and balanced while the cart stays on its\n"
+            "track.\n"
+            "  observation  [x, x_dot, cos th, sin th, th_dot] (th = 0 upright)\n"
+            "  action       u in [-1, 1]: a force of 10 u N on the cart for 0.05 s\n"
+            "  reward       (1 + cos th) / 2 after the step: 1 upright, 0 hanging\n"
+            "  episode      200 steps; terminal when the cart leaves |x| <= 2.4 m\n",
         .obs_dim = 5,
         .act_dim = 1,
         .act_low = -1.0,

@@ -1,5 +1,5 @@
-/* robot_pendulum: the pendulum swing-up of /work/shared/envs/README.md (the classic Pendulum-v1
- * formulation), simulated here and controlled through elbod. `robot_pendulum --help`. */
+/* robot_pendulum: the pendulum swing-up (the classic Pendulum-v1 formulation; README.md, Clients >
+ * Example robots), simulated here and controlled through elbod. `robot_pendulum --help`. */
 #include <math.h>
 
 #include "clients/c/robot.h"
@@ -63,6 +63,13 @@ int main(int argc, char **argv)
 {
     static const robot_task task = {
         .name = "pendulum",
+        .description =
+            "The pendulum swing-up (Pendulum-v1): a pendulum of length 1 m and mass 1 kg,\n"
+            "starting at a random angle and speed, is to be swung up and held upright.\n"
+            "  observation  [cos th, sin th, th_dot] (th = 0 upright, |th_dot| <= 8 rad/s)\n"
+            "  action       the torque u in [-2, 2] N m, held for 0.05 s\n"
+            "  reward       -(th^2 + 0.1 th_dot^2 + 0.001 u^2), th wrapped to [-pi, pi)\n"
+            "  episode      200 steps, never terminal (the last is sent truncated)\n",
         .obs_dim = 3,
         .act_dim = 1,
         .act_low = -MAX_TORQUE,
