@@ -1,4 +1,4 @@
-/* cartpole.js: the cart-pole swing-up of /work/shared/envs/README.md, simulated in the page and
+/* cartpole.js: the cart-pole swing-up of the example robot robot_cartpole (README, Example robots), simulated in the page and
  * played by an elbod agent through the REST API.
  *
  * One session; per control step one session act with the observation and the reward of the
