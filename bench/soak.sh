@@ -6,7 +6,7 @@
 # It starts elbod (its defaults, plus BENCH_SOAK_ELBOD_ARGS) on a free 127.0.0.1 port with a
 # temporary data directory, creates a pendulum-like agent (observation 3, action 1, box [-2, 2],
 # default settings but train_ratio 0: it trains throughout), fills its replay to capacity with
-# episodes of 200 steps, waits for training to start and opens one session per session
+# episodes of 8 steps, waits for training to start and opens one session per session
 # connection. Then, minute by
 # minute, four wrk processes (one thread each, bench/soak.lua) run side by side:
 #   policy   half of the connections: POST .../act in policy mode (the HTTP threads), each
@@ -26,7 +26,9 @@
 # run) so that the next minute starts from an idle pool, and reads elbod's VmRSS from
 # /proc/PID/status. One line per minute: requests served per kind, intended refusals, errors
 # (any other non-2xx, and wrk's socket errors: connect, read, write, timeouts), p99 latency per
-# kind (wrk --latency: sending a request to its full response), VmRSS, the training step.
+# kind (wrk --latency: sending a request to its full response), VmRSS (and of it RssAnon, the
+# heap and thread stacks: RssFile is the binary, libraries and the store's mapped pages), the
+# training step.
 #
 # At the end: a summary, then `RESULT soak_minutes=.. requests=.. errors=.. rss_first_mb=..
 # rss_last_mb=.. rss_growth_after_warmup_mb=.. p99_max_ms=..`, and the verdict: errors must be 0,
@@ -115,6 +117,7 @@ echo "bench-soak: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) b
 	"session plan $c_session, plan $c_plan, submit $c_submit"
 
 # ---- elbod ---------------------------------------------------------------------------------
+: >"$tmp/elbod.log"
 # shellcheck disable=SC2086 # elbod_args is a list of flags
 "$elbod" --host "$host" --port 0 --data-dir "$tmp/data" $elbod_args >"$tmp/elbod.log" 2>&1 &
 elbod_pid=$!
@@ -155,9 +158,13 @@ code=$(post /v1/agents "$tmp/agent.json" "$tmp/agent.out")
 	exit 1
 }
 
-# Episodes of 200 steps with random actions, enough to fill the replay (replay_capacity steps)
-# before the soak starts: from the first minute on the oldest episodes make room for the new
-# ones, so the replay's memory is at its bound throughout (and eviction is soaked too).
+# Episodes of 8 steps with random actions, the size of the submissions to come, enough to fill
+# the replay (replay_capacity steps) before the soak starts: from the first minute on the oldest
+# episodes make room for the new ones, and the replay holds about as many episodes as it will
+# throughout, so its memory is at its steady state from the start. (An episode's arrays have
+# room for 16 steps at least: 100000 steps take about 6.5 MB in 8-step episodes and 3.7 MB in
+# 200-step ones. Filled with long episodes first, the replay grew by 3 MB over the first 6
+# minutes as they left, which looked like a leak.) Eviction is soaked too.
 capacity=$(sed -n 's/.*"replay_capacity":\([0-9]*\).*/\1/p' "$tmp/agent.out")
 python3 - "$tmp" "${capacity:-100000}" <<'EOF'
 import json, math, random, sys
@@ -174,10 +181,10 @@ def episode(rng, steps):
         obs.append([round(math.cos(th), 5), round(math.sin(th), 5), round(thdot, 5)])
     return {"observations": obs, "actions": acts, "rewards": rews}
 rng = random.Random(7)
-n = int(sys.argv[2]) // 200 + 10
-for f in range(0, n, 100):
-    with open("%s/episodes-%04d.json" % (sys.argv[1], f), "w") as out:
-        json.dump({"episodes": [episode(rng, 200) for _ in range(min(100, n - f))]}, out)
+n = int(sys.argv[2]) // 9 + 100
+for f in range(0, n, 1000):
+    with open("%s/episodes-%06d.json" % (sys.argv[1], f), "w") as out:
+        json.dump({"episodes": [episode(rng, 8) for _ in range(min(1000, n - f))]}, out)
 EOF
 for f in "$tmp"/episodes-*.json; do
 	code=$(post "/v1/agents/$agent/transitions" "$f" "$tmp/episodes.out")
@@ -215,9 +222,9 @@ while [ $i -lt "$c_session" ]; do
 	i=$((i + 1))
 done
 
-# rss_mb: elbod's VmRSS in MB (one decimal)
+# rss_mb FIELD: a line of elbod's /proc/PID/status (VmRSS, RssAnon, ...) in MB, one decimal
 rss_mb() {
-	awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$elbod_pid/status"
+	awk -v f="$1:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$elbod_pid/status"
 }
 
 # worker_jobs: requests queued for or held by a worker (elbod_http_worker_jobs), or "?"
@@ -260,10 +267,12 @@ export SOAK_AGENT="$agent"
 minutes_txt="$tmp/minutes.txt"
 : >"$minutes_txt"
 
-printf '\n%6s %8s %8s %8s %8s %6s %6s %6s %9s %9s %9s %9s %8s %8s\n' minute policy session \
-	plan submit r429 r503 errors "p99 pol" "p99 ses" "p99 plan" "p99 sub" "rss MB" step
-printf '%6s %8s %8s %8s %8s %6s %6s %6s %9s %9s %9s %9s %8s %8s\n' "" served served served \
-	served "" "" "" ms ms ms ms "" ""
+fmt='%6s %8s %8s %8s %8s %6s %6s %6s %9s %9s %9s %9s %8s %8s %8s\n'
+# shellcheck disable=SC2059 # fmt is the table's format
+printf "\n$fmt" minute policy session plan submit r429 r503 errors "p99 pol" "p99 ses" \
+	"p99 plan" "p99 sub" "rss MB" "anon MB" step
+# shellcheck disable=SC2059
+printf "$fmt" "" served served served served "" "" "" ms ms ms ms "" "" ""
 m=1
 while [ "$m" -le "$minutes" ]; do
 	d=60
@@ -298,7 +307,8 @@ while [ "$m" -le "$minutes" ]; do
 		exit 1
 	fi
 	drain
-	rss=$(rss_mb)
+	rss=$(rss_mb VmRSS)
+	anon=$(rss_mb RssAnon)
 	step=$(train_step)
 	line="$m"
 	r429=0 r503=0 errs=0 p99s=""
@@ -312,15 +322,15 @@ while [ "$m" -le "$minutes" ]; do
 		p99s="$p99s $2"
 		eval "ok_$k=\$4"
 	done
-	# minutes.txt: minute, served per kind, r429, r503, errors, p99 per kind, rss, step
+	# minutes.txt: minute, served per kind, r429, r503, errors, p99 per kind, VmRSS, step, RssAnon
 	# shellcheck disable=SC2154,SC2086 # ok_* are set by the eval above
 	echo "$m $ok_policy $ok_session $ok_plan $ok_submit $r429 $r503 $errs$p99s $rss ${step:-0}" \
-		>>"$minutes_txt"
+		"$anon" >>"$minutes_txt"
 	# shellcheck disable=SC2086
 	set -- $p99s
-	printf '%6s %8s %8s %8s %8s %6s %6s %6s %9s %9s %9s %9s %8s %8s\n' "$m" "$ok_policy" \
-		"$ok_session" "$ok_plan" "$ok_submit" "$r429" "$r503" "$errs" "$1" "$2" "$3" "$4" "$rss" \
-		"${step:-?}"
+	# shellcheck disable=SC2059
+	printf "$fmt" "$m" "$ok_policy" "$ok_session" "$ok_plan" "$ok_submit" "$r429" "$r503" \
+		"$errs" "$1" "$2" "$3" "$4" "$rss" "$anon" "${step:-?}"
 	grep -h '^soak_error' "$tmp"/wrk-"$m"-*.txt 2>/dev/null | head -n 5 | sed 's/^/       /' || true
 	m=$((m + 1))
 done
