@@ -2,11 +2,16 @@
  *
  * Signals are blocked in every thread and taken synchronously here (sigtimedwait), so that a
  * SIGTERM runs the shutdown on this thread: stop accepting, finish in-flight requests,
- * checkpoint every agent, close the store, exit 0. The same loop closes idle sessions and, once
- * a minute, hands the heap's free pages back to the kernel (malloc_trim): glibc keeps what each
- * thread's arena freed, so the resident size otherwise creeps up for minutes to the sum of the
- * arenas' high-water marks and stays there (`make bench-soak`: malloc held 79 MB for 37 MB in
- * use, VmRSS 87 MB; with the trim VmRSS is about 52 MB and flat).
+ * checkpoint every agent, close the store, exit 0. Threads that libraries started before main
+ * (OpenBLAS's) do not block them: one that the kernel hands such a signal passes it on to this
+ * thread (forward_signal), so that it is never fatal, even when this thread is not waiting for
+ * it (a second SIGTERM during the shutdown used to kill elbod before its checkpoints).
+ *
+ * The same loop closes idle sessions and, once a minute, hands the heap's free pages back to the
+ * kernel (malloc_trim): glibc keeps what each thread's arena freed, so the resident size
+ * otherwise creeps up for minutes to the sum of the arenas' high-water marks and stays there
+ * (`make bench-soak`: malloc held 79 MB for 37 MB in use, VmRSS 87 MB; with the trim VmRSS is
+ * about 52 MB and flat).
  */
 #include <errno.h>
 #ifdef __GLIBC__
@@ -31,6 +36,16 @@
 #include "log.h"
 #include "notify.h"
 #include "store.h"
+
+static pthread_t main_thread;
+
+/* Runs in a thread that does not block SIGTERM, SIGINT and SIGHUP; the main thread blocks them,
+ * so the signal waits there for sigtimedwait (or is dropped once the shutdown has begun).
+ * pthread_kill is async-signal-safe. */
+static void forward_signal(int sig)
+{
+    pthread_kill(main_thread, sig);
+}
 
 int main(int argc, char **argv)
 {
@@ -70,6 +85,15 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    main_thread = pthread_self();
+    struct sigaction fwd;
+    memset(&fwd, 0, sizeof fwd);
+    fwd.sa_handler = forward_signal;
+    sigemptyset(&fwd.sa_mask);
+    fwd.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &fwd, NULL);
+    sigaction(SIGINT, &fwd, NULL);
+    sigaction(SIGHUP, &fwd, NULL);
     signal(SIGPIPE, SIG_IGN);
     vm_thread_init();
     tensor_set_blas_threads(1);

@@ -1571,6 +1571,55 @@ START_TEST(test_restart_keeps_state)
 }
 END_TEST
 
+/* More SIGTERMs while elbod shuts down (an impatient operator, a supervisor signalling the whole
+ * process group) change nothing: the shutdown finishes and elbod exits 0. They used to be fatal:
+ * the main thread no longer waits for them then, and the kernel handed them to a thread OpenBLAS
+ * started before main, which does not block them. */
+START_TEST(test_sigterm_during_shutdown)
+{
+    elbod *d = &procs[0];
+    daemon_start(d, NULL);
+    json_decref(create_agent("t", 3, NULL));
+    char *eps = episodes_body("t", 0, 2, 5, 3);
+    submit("t", eps, 10, 0);
+    free(eps);
+    ck_assert_int_eq(kill(d->pid, SIGTERM), 0);
+    double until = test_now_s() + 30.0;
+    for (;;) {
+        char *out = read_file_from(d->logpath, d->log_from);
+        int started = strstr(out, "event=shutting_down") != NULL;
+        free(out);
+        if (started)
+            break;
+        ck_assert_msg(test_now_s() < until, "no shutting_down within 30 s of SIGTERM");
+        test_sleep_ms(1);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (kill(d->pid, i == 1 ? SIGINT : SIGTERM) != 0)
+            break; /* gone already */
+        test_sleep_ms(1);
+    }
+    int st = 0;
+    if (!wait_exit(d->pid, 60.0, &st)) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, &st, 0);
+        d->pid = 0;
+        ck_abort_msg("elbod did not stop within 60 s of SIGTERM (%s)", d->logpath);
+    }
+    d->pid = 0;
+    char *out = read_file_from(d->logpath, d->log_from);
+    ck_assert_msg(
+        WIFEXITED(st) && WEXITSTATUS(st) == 0,
+        "elbod ended with status 0x%x after more SIGTERMs during its shutdown, not exit 0; "
+        "its output:\n%.3000s",
+        (unsigned)st, out);
+    ck_assert_msg(strstr(out, "event=stopped status=clean") != NULL,
+                  "no clean stop in the output:\n%.3000s", out);
+    free(out);
+    check_log_clean(d);
+}
+END_TEST
+
 START_TEST(test_kill9_loses_nothing)
 {
     elbod *d = &procs[0];
@@ -2337,6 +2386,7 @@ Suite *e2e_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_restart_keeps_state);
     tcase_add_test(tc, test_kill9_loses_nothing);
+    tcase_add_test(tc, test_sigterm_during_shutdown);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("bad_requests");
