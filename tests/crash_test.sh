@@ -48,6 +48,7 @@ fail() {
 # Starts elbod on a free port; sets pid, port, base. Log in $work/elbod.<n>.log.
 start_elbod() {
 	log=$work/elbod.$1.log
+	: >"$log" # exists before the poll below reads it (the shell opens it only in the child)
 	"$ELBOD" --host 127.0.0.1 --port 0 --data-dir "$data" --log-level info >"$log" 2>&1 &
 	pid=$!
 	port=""
