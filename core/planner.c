@@ -99,6 +99,7 @@ plan_result *plan_result_new(int horizon, int act_dim, int obs_dim)
     r->horizon = horizon;
     r->act_dim = act_dim;
     r->obs_dim = obs_dim;
+    r->predict = 1;
     r->mean = calloc(ha, sizeof(float));
     r->std = calloc(ha, sizeof(float));
     r->u_mean = calloc(ha, sizeof(float));
@@ -696,7 +697,8 @@ int planner_plan(const model_t *m, const planner_config *p, const float *params,
                             m->cfg.act_high, out);
     if (rc)
         return rc;
-    predict(p, ws, rng, out);
+    if (out->predict)
+        predict(p, ws, rng, out);
     out->ms = now_ms() - t0;
     return 0;
 }

@@ -905,6 +905,7 @@ static int choose(hosted *h, const agent_snapshot *snap, const agent_spec *spec,
     plan_result *pr = plan_result_new(spec->planner.horizon, da, m->cfg.obs_dim);
     if (!pr)
         return -1;
+    pr->predict = q->want_plan; /* an act answers with the action alone */
     if (planner_plan(m, &spec->planner, snap->params, &snap->norm, ws, h0, z0, prev, q->deadline_ms,
                      q->explore, rng, pr)) {
         plan_result_free(pr);

@@ -778,6 +778,47 @@ START_TEST(test_same_seed_same_plan)
 }
 END_TEST
 
+/* predict = 0 (an act that returns only the action) plans exactly the same action, refits and
+ * next warm start, and leaves the predictions and terms at 0; predict = 1 fills them. */
+START_TEST(test_plan_without_predictions)
+{
+    planner_config p;
+    planner_config_defaults(&p);
+    p.population = 64;
+    latent_fixture f;
+    latent_init(&f, &p, -2.0f, 0.5f);
+    plan_result *full = plan_result_new(p.horizon, 1, 3), *bare = plan_result_new(p.horizon, 1, 3);
+    plan_state *prev1 = plan_state_new(p.horizon, 1), *prev2 = plan_state_new(p.horizon, 1);
+    ck_assert(full && bare && prev1 && prev2);
+    ck_assert_int_eq(full->predict, 1);
+    bare->predict = 0;
+    plan_result *own = f.out;
+    f.out = full;
+    ck_assert_int_eq(plan_latent(&f, prev1, 0.0, 1, 42), 0);
+    f.out = bare;
+    ck_assert_int_eq(plan_latent(&f, prev2, 0.0, 1, 42), 0);
+    f.out = own;
+    ck_assert_float_eq(full->action[0], bare->action[0]);
+    ck_assert_int_eq(full->iterations, bare->iterations);
+    assert_same_floats(full->u_mean, bare->u_mean, (size_t)p.horizon, "u_mean");
+    assert_same_floats(prev1->u_mean, prev2->u_mean, (size_t)p.horizon, "prev u_mean");
+    double filled = 0.0;
+    for (int t = 0; t < p.horizon; t++) {
+        ck_assert_float_eq(bare->pred_reward[t], 0.0f);
+        ck_assert_float_eq(bare->pred_obs[(size_t)t * 3], 0.0f);
+        filled += fabs(full->pred_obs[(size_t)t * 3]) + full->pred_reward_std[t];
+    }
+    ck_assert(filled > 0.0);
+    ck_assert(bare->expected_return == 0.0 && bare->info_bonus == 0.0);
+    ck_assert(full->info_bonus > 0.0);
+    plan_result_free(full);
+    plan_result_free(bare);
+    plan_state_free(prev1);
+    plan_state_free(prev2);
+    latent_free(&f);
+}
+END_TEST
+
 /* ---- basics -----------------------------------------------------------------------------------
  */
 
@@ -979,6 +1020,7 @@ Suite *planner_suite(void)
     tcase_set_timeout(lat, 60);
     tcase_add_test(lat, test_deadline_honoured);
     tcase_add_test(lat, test_same_seed_same_plan);
+    tcase_add_test(lat, test_plan_without_predictions);
     suite_add_tcase(s, lat);
     TCase *basics = tcase_create("basics");
     tcase_set_timeout(basics, 30);
