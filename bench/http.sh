@@ -101,35 +101,10 @@ echo "bench-http: $(nproc) CPUs, load average $load before the run; wrk -t$wt fo
 	"${secs}s per run"
 
 # ---- elbod ---------------------------------------------------------------------------------
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 # shellcheck disable=SC2086 # elbod_args is a list of flags
-"$elbod" --host "$host" --port 0 --data-dir "$tmp/data" $elbod_args >"$tmp/elbod.log" 2>&1 &
-elbod_pid=$!
-port=""
-i=0
-while [ $i -lt 300 ]; do
-	port=$(sed -n 's/.*event=listening .*port=\([0-9]*\).*/\1/p' "$tmp/elbod.log" | head -n 1)
-	[ -n "$port" ] && break
-	if ! kill -0 "$elbod_pid" 2>/dev/null; then
-		cat "$tmp/elbod.log" >&2
-		echo "bench-http: elbod did not start" >&2
-		elbod_pid=""
-		exit 1
-	fi
-	sleep 0.1
-	i=$((i + 1))
-done
-[ -n "$port" ] || {
-	echo "bench-http: elbod did not log its port" >&2
-	exit 1
-}
-base="http://$host:$port"
-echo "bench-http: elbod pid $elbod_pid on $base ($elbod $elbod_args)"
-
-# post PATH BODY_FILE OUT_FILE: POSTs JSON, prints the status code
-post() {
-	curl -s -o "$3" -w '%{http_code}' -X POST "$base$1" -H 'Content-Type: application/json' \
-		--data-binary "@$2"
-}
+start_elbod bench-http $elbod_args
 
 cat >"$tmp/agent.json" <<EOF
 {"name":"$agent","observation_dim":3,"action_dim":1,"action_low":[-2],"action_high":[2],

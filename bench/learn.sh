@@ -141,27 +141,10 @@ echo "bench-learn: main: pendulum $seeds_pendulum seed(s) x $episodes_pendulum e
 	"$ablation_seeds seed(s) x $ablation_episodes episodes each"
 
 # ---- elbod ---------------------------------------------------------------------------------
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 # shellcheck disable=SC2086 # elbod_args is a list of flags
-"$elbod" --host "$host" --port 0 --data-dir "$tmp/data" $elbod_args >"$tmp/elbod.log" 2>&1 &
-elbod_pid=$!
-port=""
-for _ in $(seq 300); do
-	port=$(sed -n 's/.*event=listening .*port=\([0-9]*\).*/\1/p' "$tmp/elbod.log" | head -n 1)
-	[ -n "$port" ] && break
-	if ! kill -0 "$elbod_pid" 2>/dev/null; then
-		cat "$tmp/elbod.log" >&2
-		echo "bench-learn: elbod did not start" >&2
-		elbod_pid=""
-		exit 1
-	fi
-	sleep 0.1
-done
-if [ -z "$port" ]; then
-	echo "bench-learn: elbod did not log its port" >&2
-	exit 1
-fi
-base="http://$host:$port"
-echo "bench-learn: elbod pid $elbod_pid on $base ($elbod $elbod_args)"
+start_elbod bench-learn $elbod_args
 
 csv=$out/learn.csv
 echo "run,mode,task,seed,env_seed,episode,return,steps,seconds,model_version,p50_ms,p99_ms" >"$csv"
