@@ -16,8 +16,9 @@
 # BENCH_LEARN_EPISODES_PENDULUM (15), BENCH_LEARN_SEEDS_CARTPOLE (3), BENCH_LEARN_EPISODES_CARTPOLE
 # (20), BENCH_LEARN_POLICY_EPISODES (3), BENCH_LEARN_ABLATION_SEEDS (2),
 # BENCH_LEARN_ABLATION_EPISODES (10), BENCH_LEARN_OUT (bench/out), BENCH_LEARN_ELBOD_ARGS (extra
-# elbod flags), BENCH_LEARN_KEEP=1 (keep the temporary directory: log, data, raw CSVs). 0 skips a
-# part. A quick check of the plumbing (about 2 minutes):
+# elbod flags), BENCH_LEARN_WAIT_TRAINING (30: seconds a robot waits at most between episodes for
+# the trainer to reach its train_ratio; 0: no wait), BENCH_LEARN_KEEP=1 (keep the temporary
+# directory: log, data, raw CSVs). 0 skips a part. A quick check of the plumbing (about 2 minutes):
 #   make bench-learn BENCH_LEARN_SEEDS_PENDULUM=1 BENCH_LEARN_EPISODES_PENDULUM=3 \
 #     BENCH_LEARN_SEEDS_CARTPOLE=1 BENCH_LEARN_EPISODES_CARTPOLE=3 BENCH_LEARN_ABLATION_SEEDS=1 \
 #     BENCH_LEARN_ABLATION_EPISODES=3 BENCH_LEARN_POLICY_EPISODES=1
@@ -31,6 +32,7 @@ BENCH_LEARN_ABLATION_SEEDS ?= 2
 BENCH_LEARN_ABLATION_EPISODES ?= 10
 BENCH_LEARN_OUT ?= bench/out
 BENCH_LEARN_ELBOD_ARGS ?=
+BENCH_LEARN_WAIT_TRAINING ?= 30
 # clients.mk is read after this file: name the binaries here rather than use its variables.
 BENCH_LEARN_BINS = $(ELBOD_BIN) $(BUILD)/robot_pendulum $(BUILD)/robot_cartpole $(BUILD)/elboctl
 
@@ -48,4 +50,18 @@ bench-learn:
 		BENCH_LEARN_ABLATION_SEEDS='$(BENCH_LEARN_ABLATION_SEEDS)' \
 		BENCH_LEARN_ABLATION_EPISODES='$(BENCH_LEARN_ABLATION_EPISODES)' \
 		BENCH_LEARN_OUT='$(BENCH_LEARN_OUT)' BENCH_LEARN_ELBOD_ARGS='$(BENCH_LEARN_ELBOD_ARGS)' \
+		BENCH_LEARN_WAIT_TRAINING='$(BENCH_LEARN_WAIT_TRAINING)' \
 		bash bench/learn.sh $(BENCH_LEARN_BINS)
+
+# build/learn_inproc (bench/learn_inproc.c): the agent learning a task in one process without HTTP,
+# with a true-dynamics planner for comparison (true_model=1) and a trace (TRACE=episode): the tool
+# the defaults were tuned with. Usage in its header comment.
+LEARN_INPROC_BIN := $(BUILD)/learn_inproc
+
+.PHONY: learn-inproc
+learn-inproc: $(LEARN_INPROC_BIN)
+
+$(LEARN_INPROC_BIN): $(BUILD)/bench/learn_inproc.o $(CORE_LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $(BUILD)/bench/learn_inproc.o $(CORE_LIB) $(LDLIBS_ALL)
+
+-include $(BUILD)/bench/learn_inproc.d

@@ -2,9 +2,14 @@
  * for tuning defaults quickly. Each environment step: filter, plan, record; then training steps
  * until steps = ratio * transitions (the daemon's trainer does the same in the background).
  *
- * Usage: build/learn_inproc [pendulum|cartpole] [episodes] [seed] [key=value ...]
- * keys: ratio, h, z, hidden, horizon, population, iterations, beta_info, lr, obs_std, policy
- * (1: act with the policy only), prior_init (0: zero-mean planner init), batch, seq, overshoot.
+ * Build: make learn-inproc. Usage: build/learn_inproc [pendulum|cartpole] [episodes] [seed]
+ * [key=value ...]; keys: ratio (training steps per transition), h, z, hidden, lr, obs_std,
+ * reward_std, batch, seq, overshoot, free_nats, value (value_weight), horizon, population,
+ * iterations, beta_info, beta_action, temperature, use_value, sample (sample_states),
+ * prior_init (0: zero-mean planner init), policy_fraction, method (0 MPPI, 1 CEM), policy (1: act
+ * with the policy only), true_model (1: plan with the true dynamics, the planner's ceiling).
+ * TRACE=E prints every step from episode E on: position, angle, action, planned return, terminal
+ * value, P(continue), and every third planned reward and observation[0] (x for the cart-pole).
  */
 #include <math.h>
 #include <stdio.h>
