@@ -118,26 +118,8 @@ code=$(post /v1/agents "$tmp/agent.json" "$tmp/agent.out")
 
 # Pendulum episodes with random actions: 10 of 200 steps to train on, and one of 8 steps as the
 # body of the submission runs.
-python3 - "$tmp/episodes.json" "$tmp/submit.json" <<'EOF'
-import json, math, random, sys
-def episode(rng, steps):
-    th, thdot = rng.uniform(-math.pi, math.pi), rng.uniform(-1, 1)
-    obs, acts, rews = [[math.cos(th), math.sin(th), thdot]], [], []
-    for _ in range(steps):
-        u = rng.uniform(-2, 2)
-        a = ((th + math.pi) % (2 * math.pi)) - math.pi
-        rews.append(round(-(a * a + 0.1 * thdot * thdot + 0.001 * u * u), 5))
-        thdot = max(-8.0, min(8.0, thdot + (3 * 10 / 2 * math.sin(th) + 3.0 * u) * 0.05))
-        th += thdot * 0.05
-        acts.append([round(u, 5)])
-        obs.append([round(math.cos(th), 5), round(math.sin(th), 5), round(thdot, 5)])
-    return {"observations": obs, "actions": acts, "rewards": rews}
-rng = random.Random(7)
-with open(sys.argv[1], "w") as f:
-    json.dump({"episodes": [episode(rng, 200) for _ in range(10)]}, f)
-with open(sys.argv[2], "w") as f:
-    json.dump({"episodes": [episode(rng, 8)]}, f, separators=(",", ":"))
-EOF
+python3 "$here/random_episodes.py" "$tmp/episodes.json" 200 10 --seed 7
+python3 "$here/random_episodes.py" "$tmp/submit.json" 8 1 --seed 8 --compact
 code=$(post "/v1/agents/$agent/transitions" "$tmp/episodes.json" "$tmp/episodes.out")
 [ "$code" = 200 ] || {
 	echo "bench-http: submitting episodes gave $code: $(cat "$tmp/episodes.out")" >&2

@@ -140,26 +140,8 @@ code=$(post /v1/agents "$tmp/agent.json" "$tmp/agent.out")
 # 200-step ones. Filled with long episodes first, the replay grew by 3 MB over the first 6
 # minutes as they left, which looked like a leak.) Eviction is soaked too.
 capacity=$(sed -n 's/.*"replay_capacity":\([0-9]*\).*/\1/p' "$tmp/agent.out")
-python3 - "$tmp" "${capacity:-100000}" <<'EOF'
-import json, math, random, sys
-def episode(rng, steps):
-    th, thdot = rng.uniform(-math.pi, math.pi), rng.uniform(-1, 1)
-    obs, acts, rews = [[math.cos(th), math.sin(th), thdot]], [], []
-    for _ in range(steps):
-        u = rng.uniform(-2, 2)
-        a = ((th + math.pi) % (2 * math.pi)) - math.pi
-        rews.append(round(-(a * a + 0.1 * thdot * thdot + 0.001 * u * u), 5))
-        thdot = max(-8.0, min(8.0, thdot + (3 * 10 / 2 * math.sin(th) + 3.0 * u) * 0.05))
-        th += thdot * 0.05
-        acts.append([round(u, 5)])
-        obs.append([round(math.cos(th), 5), round(math.sin(th), 5), round(thdot, 5)])
-    return {"observations": obs, "actions": acts, "rewards": rews}
-rng = random.Random(7)
-n = int(sys.argv[2]) // 9 + 100
-for f in range(0, n, 1000):
-    with open("%s/episodes-%06d.json" % (sys.argv[1], f), "w") as out:
-        json.dump({"episodes": [episode(rng, 8) for _ in range(min(1000, n - f))]}, out)
-EOF
+python3 "$here/random_episodes.py" "$tmp/episodes" 8 $((${capacity:-100000} / 9 + 100)) \
+	--per-file 1000
 for f in "$tmp"/episodes-*.json; do
 	code=$(post "/v1/agents/$agent/transitions" "$f" "$tmp/episodes.out")
 	[ "$code" = 200 ] || {
